@@ -1,0 +1,75 @@
+# jitvision — `make demo` and `make test` do all set-up on a fresh Debian 12 machine (what is already there is
+# skipped), build, then run. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+ROOT    := $(abspath .)
+VENV    := $(ROOT)/.venv
+PY      := $(VENV)/bin/python
+BUILD   := $(ROOT)/build
+TOOLCHAIN := $(BUILD)/conan/conan_toolchain.cmake
+JOBS    ?= $(shell nproc)
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_PACKAGES := cmake ninja-build g++ make pkg-config libopencv-dev libcli11-dev nlohmann-json3-dev libgtest-dev \
+                xvfb x11-utils imagemagick
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps venv configure build demo test unit-test e2e-test models clean distclean
+
+setup: system-deps venv $(TOOLCHAIN)
+
+# Debian packages: install only the missing ones (apt-get update only when something is missing).
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "== installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+# Python virtual environment with the pinned torch wheel (which also provides LibTorch for the C++ build).
+venv: $(VENV)/.installed
+$(VENV)/.installed: python/requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r python/requirements.txt
+	@# make `python -m jitvision` importable from the venv without an install step
+	echo "$(ROOT)/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/jitvision-src.pth"
+	@touch $@
+
+# Conan resolves conanfile.txt against Debian's packages (offline); see third_party/README.md for ConanCenter.
+$(TOOLCHAIN): conanfile.txt third_party/conan/debian12 | $(VENV)/.installed
+	$(VENV)/bin/conan install . -pr:a third_party/conan/debian12 -of $(BUILD)/conan
+
+$(BUILD)/build.ninja: | system-deps $(VENV)/.installed $(TOOLCHAIN)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(TOOLCHAIN) -DJITVISION_PYTHON=$(PY)
+
+configure: system-deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@echo "== generating sample digit photos (no external data needed)"
+	$(PY) -m jitvision mnist samples --out $(BUILD)/demo/digits
+	@echo "== jitvision digits $(BUILD)/demo/digits"
+	$(BUILD)/jitvision digits $(BUILD)/demo/digits
+
+unit-test: build
+	cd $(BUILD) && ctest --output-on-failure
+
+e2e-test: build
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test: unit-test e2e-test
+
+# Retrain and re-export the bundled MNIST model (needs the MNIST files; see models/mnist.md).
+models:
+	$(PY) -m jitvision mnist train --out models/mnist.torchscript
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,87 @@
+// `jitvision digits`: one handwritten digit per image, read by an MNIST-trained TorchScript model.
+#include <iomanip>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "jitvision/core/device.hpp"
+#include "jitvision/core/digits.hpp"
+#include "jitvision/core/errors.hpp"
+#include "jitvision/io/image_file.hpp"
+#include "jitvision/io/inputs.hpp"
+#include "paths.hpp"
+
+namespace jitvision::app {
+namespace {
+
+ImageView view_of(const cv::Mat& m) {
+  return ImageView{m.data, m.rows, m.cols, m.channels(), static_cast<std::size_t>(m.step[0])};
+}
+
+void print_result(const std::string& source, const DigitResult& r, bool json) {
+  if (json) {
+    nlohmann::json line{{"source", source}, {"digit", r.digit}, {"prob", r.prob}, {"probs", r.probs}};
+    std::cout << line.dump() << '\n';
+  } else {
+    std::cout << source << ": " << r.digit << " (prob " << std::fixed << std::setprecision(4) << r.prob << ")\n";
+  }
+}
+
+}  // namespace
+
+void report_error(const std::string& message) { std::cerr << "jitvision: error: " << message << std::endl; }
+
+CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
+  auto* cmd = app.add_subcommand("digits", "Recognise a handwritten digit in each image (photos or MNIST-style crops)");
+  cmd->add_option("--model", o.model, "TorchScript digit classifier (default: the bundled models/mnist.torchscript)");
+  cmd->add_option("--device", o.device, "Where to run: auto (CUDA if available), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_flag("--json", o.json, R"(One JSON object per line: {"source", "digit", "prob", "probs"})");
+  cmd->add_option("--batch", o.batch, "Images per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("inputs", o.inputs, "Image files, directories (their images, sorted) or quoted globs ('dir/*.png')")
+      ->required();
+  return cmd;
+}
+
+int run_digits(const DigitsOptions& o) {
+  const auto device = resolve_device(parse_device_choice(o.device));
+  const std::string model_path = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
+  const DigitClassifier classifier(load_model(model_path), device);
+
+  bool input_failed = false;
+  std::vector<std::string> sources;
+  std::vector<torch::Tensor> batch;
+  const auto flush = [&] {
+    if (batch.empty()) return;
+    const auto results = classifier.classify(torch::stack(batch));
+    for (std::size_t i = 0; i < results.size(); ++i) print_result(sources[i], results[i], o.json);
+    std::cout.flush();
+    if (!std::cout) throw OutputError("cannot write results to standard output");
+    sources.clear();
+    batch.clear();
+  };
+
+  for (const auto& item : io::expand_image_inputs(o.inputs)) {
+    if (!item.error.empty()) {
+      report_error(item.error);
+      input_failed = true;
+      continue;
+    }
+    try {
+      const cv::Mat image = io::read_image_bgr(item.path);
+      batch.push_back(normalize_digit(as_tensor(view_of(image))));
+      sources.push_back(item.path);
+    } catch (const InputError& e) {
+      report_error(e.what() + (std::string(e.what()).find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
+      input_failed = true;
+      continue;
+    }
+    if (static_cast<int>(batch.size()) >= o.batch) flush();
+  }
+  flush();
+  return static_cast<int>(input_failed ? ExitCode::Input : ExitCode::Ok);
+}
+
+}  // namespace jitvision::app

@@ -1,0 +1,55 @@
+#pragma once
+// Handwritten digit recognition: MNIST-style normalisation of arbitrary photos, and the classifier around a
+// TorchScript model exported by `python -m jitvision mnist train`.
+#include <array>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "jitvision/core/image.hpp"
+#include "jitvision/core/model.hpp"
+
+namespace jitvision {
+
+// Turns a photo of one digit (any size, grey or colour, dark-on-light or light-on-dark, off-centre) into the
+// 28x28 form MNIST was made in: light ink on black, the ink's bounding box scaled to fit 20x20 keeping its aspect,
+// then placed so the ink's centre of mass sits at the centre of the 28x28 field. Returns float32 [28, 28] in [0, 1].
+// Throws InputError when the image is blank (no ink to find).
+torch::Tensor normalize_digit(const torch::Tensor& image_hwc_u8);
+
+// Same, for the pixel statistics of the image; exposed for tests.
+struct InkStats {
+  bool inverted = false;   // dark ink on light paper was turned into light ink on dark
+  float background = 0;    // background level (0..255) before inversion
+  float noise_sigma = 0;   // robust estimate of background noise (0..255)
+  std::array<std::int64_t, 4> box{};  // ink bounding box: y0, x0, y1, x1 (exclusive), in input pixels
+};
+InkStats measure_ink(const torch::Tensor& image_hwc_u8);
+
+struct DigitResult {
+  int digit = -1;
+  float prob = 0;
+  std::vector<float> probs;
+};
+
+class DigitClassifier {
+ public:
+  // Checks the model's metadata (task "digits", input 28x28, normalisation constants) and moves it to `device`.
+  DigitClassifier(LoadedModel model, torch::Device device);
+
+  // images: [N, 28, 28] float in [0, 1] as made by normalize_digit. Returns one result per image.
+  std::vector<DigitResult> classify(const torch::Tensor& normalized) const;
+
+  const std::vector<std::string>& labels() const { return labels_; }
+  torch::Device device() const { return device_; }
+
+ private:
+  mutable torch::jit::Module module_;
+  torch::Device device_;
+  float scale_ = 255.0f;
+  torch::Tensor mean_, std_;
+  std::vector<std::string> labels_;
+};
+
+}  // namespace jitvision

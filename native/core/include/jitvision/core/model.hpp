@@ -1,0 +1,27 @@
+#pragma once
+// Loading a TorchScript archive and the metadata it carries.
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/script.h>
+
+namespace jitvision {
+
+struct LoadedModel {
+  std::string path;
+  torch::jit::Module module;
+  // Our metadata (extra file `jitvision.json`); null when the archive has none.
+  nlohmann::json metadata;
+  // The official YOLOv5 export's metadata (extra file `config.txt`); null when absent.
+  nlohmann::json official_config;
+  std::int64_t parameter_count = 0;
+};
+
+// Loads on the CPU, in eval mode, with gradients off. Throws ModelError with a message that says what the file is
+// (missing, empty, not a zip archive, a torch.save() checkpoint rather than TorchScript, corrupt metadata).
+LoadedModel load_model(const std::string& path);
+
+// The metadata's "task" ("digits", "detect"), or "" when the model carries no metadata of ours.
+std::string model_task(const LoadedModel& model);
+
+}  // namespace jitvision

@@ -1,0 +1,69 @@
+#include "jitvision/core/model.hpp"
+
+#include <caffe2/serialize/inline_container.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "jitvision/core/errors.hpp"
+
+namespace jitvision {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Says why torch::jit::load rejected the file, in terms a user can act on.
+std::string diagnose_unloadable(const std::string& path, const std::string& torch_message) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    const bool has_code = reader.hasRecord("code/__torch__.py") || reader.hasRecord("constants.pkl");
+    if (reader.hasRecord("data.pkl") && !has_code) {
+      return "model file " + path +
+             " is a torch.save() checkpoint (e.g. a state_dict), not TorchScript: export it first "
+             "(python -m jitvision mnist train, or python -m jitvision yolov5 import)";
+    }
+    return "model file " + path + " is a PyTorch archive that LibTorch cannot load as TorchScript: " + torch_message;
+  } catch (const c10::Error&) {
+    return "model file " + path + " is not a TorchScript archive (not a readable zip file; truncated or corrupt?)";
+  }
+}
+
+nlohmann::json parse_json_extra(const std::string& path, const std::string& name, const std::string& text) {
+  if (text.empty()) return nullptr;
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw ModelError("model file " + path + " has corrupt metadata in extra/" + name + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw ModelError("model file " + path + " does not exist");
+  if (fs::is_directory(path, ec)) throw ModelError("model file " + path + " is a directory");
+  if (fs::file_size(path, ec) == 0) throw ModelError("model file " + path + " is empty (0 bytes)");
+  if (!std::ifstream(path).good()) throw ModelError("model file " + path + " cannot be opened (permissions?)");
+
+  torch::jit::ExtraFilesMap extra{{"jitvision.json", ""}, {"config.txt", ""}};
+  LoadedModel model;
+  model.path = path;
+  try {
+    model.module = torch::jit::load(path, torch::Device(torch::kCPU), extra);
+  } catch (const c10::Error& e) {
+    throw ModelError(diagnose_unloadable(path, e.what_without_backtrace()));
+  }
+  model.module.eval();
+  model.metadata = parse_json_extra(path, "jitvision.json", extra["jitvision.json"]);
+  model.official_config = parse_json_extra(path, "config.txt", extra["config.txt"]);
+  for (const auto& p : model.module.parameters()) model.parameter_count += p.numel();
+  return model;
+}
+
+std::string model_task(const LoadedModel& model) {
+  if (!model.metadata.is_object()) return "";
+  return model.metadata.value("task", "");
+}
+
+}  // namespace jitvision

@@ -1,0 +1,50 @@
+#include "jitvision/io/image_file.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+#include <opencv2/core/utils/logger.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "jitvision/core/errors.hpp"
+
+namespace jitvision::io {
+
+void quiet_opencv_logging() { cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT); }
+
+cv::Mat read_image_bgr(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw InputError("image " + path + " does not exist");
+  if (fs::is_directory(path, ec)) throw InputError("image " + path + " is a directory");
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw InputError("image " + path + " cannot be opened (permissions?)");
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw InputError("image " + path + " is empty (0 bytes)");
+
+  // imdecode rather than imread: it decides by content, not by name, and does not log on failure.
+  cv::Mat image;
+  try {
+    image = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception&) {
+    image.release();
+  }
+  if (image.empty()) throw InputError("image " + path + " is not a readable image (unknown format or corrupt data)");
+  if (image.depth() != CV_8U) {
+    cv::Mat scaled;
+    const double scale = image.depth() == CV_16U ? 1.0 / 257.0 : 1.0;
+    image.convertTo(scaled, CV_8U, scale);
+    image = scaled;
+  }
+  if (image.channels() == 1) {
+    cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
+  } else if (image.channels() == 4) {
+    cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
+  }
+  return image;
+}
+
+}  // namespace jitvision::io

@@ -1,0 +1,75 @@
+#include "jitvision/io/inputs.hpp"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <filesystem>
+
+namespace jitvision::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_pattern(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+std::vector<std::string> glob_paths(const std::string& pattern) {
+  glob_t g{};
+  std::vector<std::string> out;
+  if (::glob(pattern.c_str(), 0, nullptr, &g) == 0) {
+    for (std::size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+  }
+  ::globfree(&g);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+bool has_image_extension(const std::string& path) {
+  static constexpr std::array<const char*, 11> kExtensions{".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff",
+                                                           ".webp", ".pgm", ".ppm", ".pbm", ".jp2"};
+  auto ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
+}
+
+std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& arguments) {
+  std::vector<InputPath> out;
+  for (const auto& arg : arguments) {
+    std::error_code ec;
+    if (fs::is_directory(arg, ec)) {
+      std::vector<std::string> files;
+      for (const auto& entry : fs::directory_iterator(arg, ec)) {
+        if (entry.is_regular_file(ec) && has_image_extension(entry.path().string())) {
+          files.push_back(entry.path().string());
+        }
+      }
+      if (ec) {
+        out.push_back({arg, "cannot list directory " + arg + ": " + ec.message()});
+        continue;
+      }
+      if (files.empty()) {
+        out.push_back({arg, "directory " + arg + " contains no image files"});
+        continue;
+      }
+      std::sort(files.begin(), files.end());
+      for (auto& f : files) out.push_back({std::move(f), ""});
+    } else if (!fs::exists(arg, ec) && is_pattern(arg)) {
+      auto matches = glob_paths(arg);
+      if (matches.empty()) {
+        out.push_back({arg, "no files match " + arg});
+        continue;
+      }
+      for (auto& m : matches) out.push_back({std::move(m), ""});
+    } else if (!fs::exists(arg, ec)) {
+      out.push_back({arg, "image " + arg + " does not exist"});
+    } else {
+      out.push_back({arg, ""});
+    }
+  }
+  return out;
+}
+
+}  // namespace jitvision::io
