@@ -1,0 +1,149 @@
+"""Turn an official (or official-format, user-trained) YOLOv5 ``.pt`` checkpoint into our model, safely.
+
+The checkpoint is read with :func:`safe_load` (nothing in it is imported or run); the architecture, class names
+and weights come from the pickled model's recorded state, and the weights must match our model exactly.
+"""
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from jitvision.yolov5.errors import CheckpointError
+from jitvision.yolov5.model import Yolov5
+from jitvision.yolov5.safe_pickle import Placeholder, safe_load
+
+# Module settings that shapes alone do not pin down; compared with the checkpoint's recorded values.
+_SETTINGS = {
+    nn.Conv2d: ("kernel_size", "stride", "padding", "dilation", "groups"),
+    nn.BatchNorm2d: ("eps",),
+    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation"),
+    nn.Upsample: ("size", "scale_factor", "mode"),
+}
+
+
+@dataclass
+class ImportedCheckpoint:
+    model: Yolov5  # float32, eval mode, not fused
+    file: str
+    sha256: str
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _placeholder_modules(root: Placeholder) -> Dict[str, Placeholder]:
+    found = {}
+    stack = [("", root)]
+    while stack:
+        path, obj = stack.pop()
+        found[path] = obj
+        for name, child in obj.__dict__.get("_modules", {}).items():
+            if child is not None:
+                stack.append((f"{path}.{name}" if path else name, child))
+    return found
+
+
+def _placeholder_state_dict(modules: Dict[str, Placeholder]) -> Dict[str, torch.Tensor]:
+    state = {}
+    for path, obj in modules.items():
+        attrs = obj.__dict__
+        prefix = f"{path}." if path else ""
+        skip = attrs.get("_non_persistent_buffers_set") or set()
+        for name, tensor in list(attrs.get("_parameters", {}).items()) + list(attrs.get("_buffers", {}).items()):
+            if tensor is not None and name not in skip:
+                if not isinstance(tensor, torch.Tensor):
+                    raise CheckpointError(f"checkpoint entry {prefix}{name} is not a tensor")
+                state[prefix + name] = tensor
+    return state
+
+
+def _check_modules(model: nn.Module, theirs: Dict[str, Placeholder]) -> None:
+    ours = dict(model.named_modules())
+    for path, module in ours.items():
+        if not path:
+            continue
+        other = theirs.get(path)
+        if other is None:
+            raise CheckpointError(f"checkpoint lacks module {path} ({type(module).__name__}) that the architecture "
+                                  "defines")
+        their_type = getattr(type(other), "qualname", type(other).__name__).rsplit(".", 1)[-1]
+        if their_type != type(module).__name__:
+            raise CheckpointError(f"module {path} is a {their_type} in the checkpoint but a {type(module).__name__} "
+                                  "in the architecture")
+        for kind, names in _SETTINGS.items():
+            if isinstance(module, kind):
+                for name in names:
+                    mine, recorded = getattr(module, name), other.__dict__.get(name)
+                    if mine != recorded:
+                        raise CheckpointError(f"module {path}: {name} is {recorded!r} in the checkpoint but "
+                                              f"{mine!r} in the architecture")
+    extra = sorted(set(theirs) - set(ours))
+    if extra:
+        raise CheckpointError(f"checkpoint has module {extra[0]} ({theirs[extra[0]].qualname}) that the "
+                              "architecture does not define")
+
+
+def load_strict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """Load ``state`` into ``model``; every key and shape must match, else name the first mismatch."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise CheckpointError(f"checkpoint lacks weight {key} {tuple(tensor.shape)}")
+        if state[key].shape != tensor.shape:
+            raise CheckpointError(f"weight {key} has shape {tuple(state[key].shape)} in the checkpoint, "
+                                  f"the architecture expects {tuple(tensor.shape)}")
+    for key in state:
+        if key not in expected:
+            raise CheckpointError(f"checkpoint has weight {key} that the architecture does not define")
+    model.load_state_dict(OrderedDict((k, state[k].to(expected[k].dtype)) for k in expected), strict=True)
+
+
+def _class_names(names, nc: int) -> List[str]:
+    if isinstance(names, dict):
+        names = [names.get(i, names.get(str(i))) for i in range(len(names))]
+    if not isinstance(names, (list, tuple)) or len(names) != nc or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"the checkpoint's class names do not list {nc} strings")
+    return list(names)
+
+
+def _pick_model(ckpt, path: str) -> Placeholder:
+    if isinstance(ckpt, Placeholder):
+        return ckpt
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a YOLOv5 checkpoint dict")
+    for key in ("ema", "model"):
+        candidate = ckpt.get(key)
+        if isinstance(candidate, Placeholder) and isinstance(candidate.__dict__.get("yaml"), dict):
+            return candidate
+    if any(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise CheckpointError(f"{path} is a bare state dict without the architecture; it needs a full YOLOv5 "
+                              "checkpoint (with 'model' or 'ema')")
+    raise CheckpointError(f"{path} has no YOLOv5 model with an architecture ('yaml') under 'ema' or 'model'")
+
+
+def import_checkpoint(path: str) -> ImportedCheckpoint:
+    """Build our model from the checkpoint at ``path`` (the ``ema`` weights if present, else ``model``)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    source = _pick_model(safe_load(path), path)
+    attrs = source.__dict__
+    arch = attrs["yaml"]
+    in_channels = int(arch.get("ch", 3))
+    model = Yolov5(arch, in_channels, names=_class_names(attrs.get("names"), int(arch["nc"])))
+    modules = _placeholder_modules(source)
+    _check_modules(model, modules)
+    load_strict(model, _placeholder_state_dict(modules))
+    recorded: Optional[torch.Tensor] = attrs.get("stride")
+    if isinstance(recorded, torch.Tensor) and recorded.float().tolist() != model.detect.strides:
+        raise CheckpointError(f"checkpoint strides {recorded.tolist()} differ from the architecture's "
+                              f"{model.detect.strides}")
+    return ImportedCheckpoint(model.float().eval(), os.path.basename(path), sha256_of(path))

@@ -1,0 +1,154 @@
+"""Read a ``torch.save`` zip archive without importing or executing anything named in it.
+
+The pickle inside may name any global. Only these are resolved to real objects:
+
+- tensor and storage rebuilding (``torch._utils._rebuild_tensor_v2``, ``_rebuild_parameter``, ``torch.*Storage``),
+  replaced by our own small functions over the archive's raw bytes;
+- ``collections.OrderedDict`` and the built-in ``set``/``frozenset``.
+
+Every other global becomes an inert :class:`Placeholder` class. Instantiating one the way pickle rebuilds plain
+objects (``NEWOBJ`` + ``BUILD``, how modules such as ``models.yolo.Model`` or ``torch.nn.Conv2d`` are stored) only
+records the object's state. *Calling* a placeholder (``REDUCE``, ``INST``, ``OBJ``: how ``os.system(...)`` or
+``eval(...)`` payloads are written) raises :class:`UnsafeCheckpointError` before anything runs. A few numpy data
+constructors that ordinary training checkpoints contain (metrics stored as arrays or scalars) are the exception:
+calling them returns an inert :class:`Call` record instead of running them.
+"""
+import collections
+import io
+import pickle
+import zipfile
+from typing import Any, Dict, Tuple
+
+import torch
+
+from jitvision.yolov5.errors import CheckpointError, UnsafeCheckpointError
+
+_STORAGE_DTYPES = {
+    "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool, "UntypedStorage": torch.uint8,
+}
+
+# Data-only constructors found in ordinary training checkpoints; recorded as Call, never run.
+_INERT_CALLS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "dtype"), ("numpy", "ndarray"),
+}
+
+
+class _StorageType:
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+
+
+class _PlaceholderMeta(type):
+    def __call__(cls, *args, **kwargs):
+        raise UnsafeCheckpointError(
+            f"refused: the checkpoint's pickle asks to call {cls.qualname}{_short_repr(args)}; "
+            "nothing was executed. Only tensors, containers and plain object state are read.")
+
+
+class Placeholder(metaclass=_PlaceholderMeta):
+    """Stands for an object of a class we do not import; ``qualname`` names it, ``__dict__`` keeps its state."""
+    qualname = "?"
+
+    def state(self) -> Dict[str, Any]:
+        return self.__dict__
+
+
+class Call:
+    """An inert record of a data-only constructor call from ``_INERT_CALLS``."""
+
+    def __init__(self, qualname: str, args: Tuple):
+        self.qualname, self.args, self.state = qualname, args, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _short_repr(args: Tuple) -> str:
+    text = repr(args)
+    return text if len(text) <= 80 else text[:77] + "...)"
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    return storage.as_strided(tuple(size), tuple(stride), storage_offset)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
+    return data
+
+
+_REAL_GLOBALS = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set, ("__builtin__", "set"): set,
+    ("builtins", "frozenset"): frozenset, ("__builtin__", "frozenset"): frozenset,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, archive: zipfile.ZipFile, prefix: str, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self._archive, self._prefix = archive, prefix
+        self._placeholders: Dict[str, type] = {}
+        self._storages: Dict[str, torch.Tensor] = {}
+
+    def find_class(self, module: str, name: str):
+        real = _REAL_GLOBALS.get((module, name))
+        if real is not None:
+            return real
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        qualname = f"{module}.{name}"
+        if (module, name) in _INERT_CALLS:
+            return lambda *args: Call(qualname, args)
+        cls = self._placeholders.get(qualname)
+        if cls is None:
+            cls = _PlaceholderMeta(name, (Placeholder,), {"qualname": qualname, "__module__": __name__})
+            self._placeholders[qualname] = cls
+        return cls
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise CheckpointError(f"unsupported persistent id in checkpoint: {_short_repr(pid)}")
+        _, storage_type, key, _location, numel = pid
+        key = str(key)
+        if key not in self._storages:
+            try:
+                raw = self._archive.read(f"{self._prefix}data/{key}")
+            except KeyError:
+                raise CheckpointError(f"checkpoint is missing tensor data record data/{key}") from None
+            dtype = storage_type.dtype
+            if len(raw) < numel * dtype.itemsize:
+                raise CheckpointError(f"tensor data record data/{key} is truncated")
+            tensor = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+            self._storages[key] = tensor[:numel]
+        return self._storages[key]
+
+
+def safe_load(path: str) -> Any:
+    """Unpickle ``data.pkl`` of the torch zip archive at ``path`` under the rules in this module's docstring."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"{path} is not a torch zip archive (a .pt file written by torch.save >= 1.6)") from None
+    with archive:
+        pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise CheckpointError(f"{path} is a zip file but not a torch.save archive (no single */data.pkl)")
+        prefix = pickles[0][: -len("data.pkl")]
+        if f"{prefix}byteorder" in archive.namelist() and archive.read(f"{prefix}byteorder") != b"little":
+            raise CheckpointError(f"{path} was saved on a big-endian machine; not supported")
+        unpickler = _RestrictedUnpickler(archive, prefix, archive.read(pickles[0]))
+        try:
+            return unpickler.load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"cannot read the pickle in {path}: {exc}") from None

@@ -1,0 +1,179 @@
+"""Model, export and verification without the real data: randomly initialised YOLOv5 models."""
+import copy
+import json
+import re
+
+import pytest
+import torch
+
+from jitvision.yolov5 import export as export_module
+from jitvision.yolov5.checkpoint import import_checkpoint
+from jitvision.yolov5.errors import CheckpointError, ExportError
+from jitvision.yolov5.export import export_torchscript
+from jitvision.yolov5.model import Yolov5, fuse_conv_bn, yolov5_architecture
+from jitvision.yolov5.torchscript import load_torchscript
+
+METADATA_KEYS = {"format", "task", "arch", "dynamic", "letterbox", "img_size", "stride", "strides", "anchors", "nc",
+                 "names", "fused", "half", "source", "torch_version", "verification"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # two shared cores: a second OpenMP thread mostly waits for the other processes' CPU time
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def random_model(nc: int = 80, names=None, seed: int = 0) -> Yolov5:
+    """yolov5n with random weights and random BatchNorm statistics (so fusing has something to fold)."""
+    torch.manual_seed(seed)
+    model = Yolov5(yolov5_architecture("n", nc), names=names)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model()
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("export") / "random-n.torchscript"
+    result = export_torchscript(model, str(path), img=320)
+    module, extras = load_torchscript(str(path))
+    return result, module, extras
+
+
+def test_fused_parameter_counts_match_the_published_models():
+    published = {"n": 1867405, "s": 7225885, "m": 21172173, "l": 46533693}  # x (86705005) is slow to build
+    for scale, count in published.items():
+        model = fuse_conv_bn(Yolov5(yolov5_architecture(scale)).eval())
+        assert sum(p.numel() for p in model.parameters()) == count, scale
+
+
+def test_official_parameter_names(model):
+    names = model.state_dict().keys()
+    for key in ("model.0.conv.weight", "model.2.m.0.cv1.conv.weight", "model.9.cv2.bn.running_var",
+                "model.24.m.2.bias", "model.24.anchors"):
+        assert key in names
+    assert model.strides == [8, 16, 32]
+    assert torch.allclose(model.detect.anchors[2] * 32, torch.tensor([[116.0, 90], [156, 198], [373, 326]]))
+
+
+def test_export_is_verified_and_carries_both_metadata_files(exported, model):
+    result, _, extras = exported
+    assert result.max_abs_diff <= 1e-4
+    assert result.sizes == [(320, 320), (192, 320), (160, 128)]
+    meta = json.loads(extras["jitvision.json"])
+    assert set(meta) == METADATA_KEYS
+    assert meta["format"] == "jitvision/1" and meta["dynamic"] is True and meta["letterbox"] == "rect"
+    assert meta["anchors"] == [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+    assert meta["verification"] == {"sizes": [[320, 320], [192, 320], [160, 128]], "max_abs_diff": result.max_abs_diff}
+    assert meta["names"] == model.names and meta["nc"] == 80 and meta["half"] is False
+    config = json.loads(extras["config.txt"])
+    assert config == {"shape": [1, 3, 320, 320], "stride": 32, "names": {str(i): n for i, n in enumerate(model.names)}}
+
+
+@pytest.mark.parametrize("batch, h, w", [(1, 64, 96), (3, 224, 160), (2, 32, 32)])
+def test_any_multiple_of_32_and_any_batch(exported, model, batch, h, w):
+    _, module, _ = exported
+    eager = fuse_conv_bn(copy.deepcopy(model))
+    x = torch.rand(batch, 3, h, w)
+    with torch.no_grad():
+        out = module(x)
+        want = eager(x)[0]
+    assert isinstance(out, tuple) and len(out) == 1
+    assert out[0].shape == (batch, 3 * sum((h // s) * (w // s) for s in (8, 16, 32)), 85)
+    assert (out[0] - want).abs().max().item() <= 1e-4
+
+
+def test_rows_are_level_then_anchor_then_row_then_column(exported):
+    _, module, _ = exported
+    with torch.no_grad():
+        rows = module(torch.rand(1, 3, 64, 96))[0][0]
+    level8 = rows[: 3 * 8 * 12].view(3, 8, 12, 85)  # stride-8 level: 3 anchors x 8 rows x 12 columns
+    cx, cy = level8[..., 0], level8[..., 1]
+    column_centres = (torch.arange(12) * 8 + 4).float()  # cell centres; decoded centres lie within +-1.5 cells
+    assert ((cx - column_centres).abs() <= 12.01).all()
+    assert ((cy - (torch.arange(8) * 8 + 4).float().view(8, 1)).abs() <= 12.01).all()
+    widths = level8[..., 2]
+    assert (widths[0] <= 4 * 10 + 1e-3).all() and (widths[2] <= 4 * 33 + 1e-3).all()
+
+
+def test_no_device_or_dtype_baked_into_the_graph(exported):
+    _, module, _ = exported
+    code = "\n".join(m.code for _, m in module.named_modules() if hasattr(m, "code"))
+    graph = str(module.inlined_graph)
+    assert "cpu" not in code and "cpu" not in graph
+    assert "CONSTANTS" not in code  # no tensor constants (they would carry a device and dtype)
+    assert not re.search(r"Device = prim::Constant", graph)
+    assert not re.search(r"dtype=\d", code)
+
+
+def test_dtype_follows_the_module(exported):
+    _, module, _ = exported
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        reference = module(x)[0].double()
+        double = copy.deepcopy(module).double()(x.double())[0]
+        bf16 = copy.deepcopy(module).to(torch.bfloat16)(x.to(torch.bfloat16))[0]
+    assert double.dtype == torch.float64 and (double - reference).abs().max() < 1e-3
+    assert bf16.dtype == torch.bfloat16 and bf16.shape == reference.shape
+
+
+def test_custom_class_count(tmp_path):
+    names = ["cat", "dog", "fox"]
+    result = export_torchscript(random_model(nc=3, names=names, seed=1), str(tmp_path / "nc3.torchscript"), img=128)
+    module, extras = load_torchscript(result.path)
+    meta = json.loads(extras["jitvision.json"])
+    assert meta["nc"] == 3 and meta["names"] == names and result.max_abs_diff <= 1e-4
+    with torch.no_grad():
+        assert module(torch.rand(2, 3, 96, 64))[0].shape == (2, 3 * (12 * 8 + 6 * 4 + 3 * 2), 8)
+
+
+def save_official_style(model: Yolov5, path, arch=None) -> None:
+    """A checkpoint shaped like the official ones: the model object (fp16) carries ``yaml`` and ``names``."""
+    model = copy.deepcopy(model).half()
+    model.yaml = arch or model.arch
+    model.names = [f"class{i}" for i in range(model.yaml["nc"])]
+    torch.save({"epoch": -1, "best_fitness": None, "model": model, "ema": None, "optimizer": None}, path)
+
+
+def test_import_round_trip_through_an_official_style_checkpoint(model, tmp_path):
+    path = tmp_path / "random.pt"
+    save_official_style(model, path)
+    imported = import_checkpoint(str(path))
+    want = copy.deepcopy(model).half().float().state_dict()
+    got = imported.model.state_dict()
+    assert list(got) == list(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert imported.file == "random.pt" and len(imported.sha256) == 64
+
+
+def test_strict_load_names_the_first_mismatch(model, tmp_path):
+    path = tmp_path / "mismatch.pt"
+    save_official_style(model, path, arch=yolov5_architecture("n", nc=3))
+    with pytest.raises(CheckpointError, match=r"model\.24\.m\.0\.weight has shape \(255, 64, 1, 1\) in the "
+                                              r"checkpoint, the architecture expects \(24, 64, 1, 1\)"):
+        import_checkpoint(str(path))
+    save_official_style(model, path, arch=yolov5_architecture("s"))
+    with pytest.raises(CheckpointError, match=r"model\.0\.conv\.weight has shape \(16, 3, 6, 6\)"):
+        import_checkpoint(str(path))
+
+
+def test_failed_verification_writes_nothing(model, tmp_path, monkeypatch):
+    out = tmp_path / "bad.torchscript"
+    monkeypatch.setattr(export_module, "TOLERANCE", -1.0)
+    with pytest.raises(ExportError, match="verification failed"):
+        export_torchscript(model, str(out), img=64)
+    assert not out.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(ExportError, match="not a multiple of the model stride 32"):
+        export_torchscript(model, str(out), img=100)

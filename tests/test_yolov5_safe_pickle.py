@@ -1,0 +1,100 @@
+"""The restricted unpickler: plain object state is read, code in the pickle is refused and never runs."""
+import collections
+import os
+import zipfile
+
+import pytest
+import torch
+
+from jitvision.__main__ import main
+from jitvision.yolov5.checkpoint import import_checkpoint
+from jitvision.yolov5.errors import CheckpointError, UnsafeCheckpointError
+from jitvision.yolov5.safe_pickle import Placeholder, safe_load
+
+
+class RunsCommand:
+    """Unpickling this with a plain unpickler runs a shell command."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class EvaluatesCode:
+    def __init__(self, source):
+        self.source = source
+
+    def __reduce__(self):
+        return eval, (self.source,)
+
+
+class PlainState:
+    def __init__(self):
+        self.weight = torch.arange(6, dtype=torch.float16).view(2, 3)
+        self.names = ["a", "b"]
+        self.tags = {"x", "y"}
+
+
+@pytest.mark.parametrize("make_payload, called", [
+    (lambda marker: RunsCommand(f"touch {marker}"), "system"),
+    (lambda marker: EvaluatesCode(f"open({str(marker)!r}, 'w')"), "eval"),
+])
+def test_code_in_the_pickle_is_refused_and_never_runs(tmp_path, make_payload, called):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"epoch": 1, "model": collections.OrderedDict(x=make_payload(marker))}, path)
+    with pytest.raises(UnsafeCheckpointError, match=rf"refused: .*{called}.*nothing was executed"):
+        import_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_cli_refuses_it_with_exit_code_1(tmp_path, capsys):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": RunsCommand(f"touch {marker}")}, path)
+    out = tmp_path / "never.torchscript"
+    assert main(["yolov5", "import", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: refused:") and "system" in err
+    assert not marker.exists() and not out.exists()
+
+
+def test_protocol_0_inst_payload_is_refused(tmp_path):
+    marker = tmp_path / "payload-ran"
+    data = f"(S'touch {marker}'\nios\nsystem\n.".encode()  # INST opcode: calls os.system
+    path = tmp_path / "inst.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", data)
+    with pytest.raises(UnsafeCheckpointError):
+        safe_load(str(path))
+    assert not marker.exists()
+
+
+def test_objects_become_inert_placeholders_with_their_state(tmp_path):
+    path = tmp_path / "plain.pt"
+    torch.save({"obj": PlainState()}, path)
+    loaded = safe_load(str(path))["obj"]
+    assert isinstance(loaded, Placeholder) and loaded.qualname.endswith("PlainState")
+    assert torch.equal(loaded.weight, torch.arange(6, dtype=torch.float16).view(2, 3))
+    assert loaded.names == ["a", "b"] and loaded.tags == {"x", "y"}
+
+
+def test_not_a_checkpoint(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a torch zip archive"):
+        import_checkpoint(str(text))
+    state = tmp_path / "state.pt"
+    torch.save({"conv.weight": torch.zeros(2)}, state)
+    with pytest.raises(CheckpointError, match="bare state dict"):
+        import_checkpoint(str(state))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        import_checkpoint(str(tmp_path / "missing.pt"))
+
+
+def test_pickle_protocol_independent(tmp_path):
+    path = tmp_path / "p4.pt"
+    torch.save({"obj": PlainState()}, path, pickle_protocol=4)
+    assert safe_load(str(path))["obj"].names == ["a", "b"]
