@@ -31,6 +31,7 @@ void print_result(const std::string& source, const DigitResult& r, bool json) {
 }  // namespace
 
 void report_error(const std::string& message) { std::cerr << "jitvision: error: " << message << std::endl; }
+void report_warning(const std::string& message) { std::cerr << "jitvision: warning: " << message << std::endl; }
 
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
   auto* cmd = app.add_subcommand("digits", "Recognise a handwritten digit in each image (photos or MNIST-style crops)");

@@ -18,6 +18,40 @@ struct DigitsOptions {
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& options);
 int run_digits(const DigitsOptions& options);
 
+struct DetectOptions {
+  std::string model;
+  std::vector<std::string> sources;
+  std::string device = "auto";
+  bool half = false;
+  int img = 0;  // 0: the model's own input size
+  float conf = 0.25f;
+  float iou = 0.45f;
+  std::vector<int> classes;
+  int max_det = 1000;
+  bool show = false;
+  std::string save_dir;
+  std::string save_video;
+  std::string json;
+  long long max_frames = 0;  // per source; 0: all
+  int reconnect = 5;
+  int open_timeout_ms = 10000;
+  int read_timeout_ms = 5000;
+  int threads = 0;  // 0: LibTorch's default (all cores)
+  bool quiet = false;
+};
+CLI::App* add_detect_command(CLI::App& app, DetectOptions& options);
+int run_detect(const DetectOptions& options);
+
+struct InfoOptions {
+  std::string model;
+  bool json = false;
+};
+CLI::App* add_info_command(CLI::App& app, InfoOptions& options);
+int run_info(const InfoOptions& options);
+
+// Prints a warning line: "jitvision: warning: MESSAGE".
+void report_warning(const std::string& message);
+
 // Prints the error as the one line users see: "jitvision: error: MESSAGE".
 void report_error(const std::string& message);
 

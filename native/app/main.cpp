@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   app.add_flag("--version", version, "Print the jitvision, LibTorch and OpenCV versions and whether CUDA is usable");
   jitvision::app::DigitsOptions digits;
   auto* digits_cmd = jitvision::app::add_digits_command(app, digits);
+  jitvision::app::DetectOptions detect;
+  auto* detect_cmd = jitvision::app::add_detect_command(app, detect);
+  jitvision::app::InfoOptions info;
+  auto* info_cmd = jitvision::app::add_info_command(app, info);
   app.require_subcommand(0, 1);
 
   try {
@@ -52,6 +56,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*digits_cmd) return jitvision::app::run_digits(digits);
+    if (*detect_cmd) return jitvision::app::run_detect(detect);
+    if (*info_cmd) return jitvision::app::run_info(info);
     std::cerr << app.help();
     return static_cast<int>(ExitCode::Usage);
   } catch (const jitvision::Error& e) {

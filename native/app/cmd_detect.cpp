@@ -1,0 +1,322 @@
+// `jitvision detect`: YOLOv5 on images, video files, cameras and streams.
+// Three threads joined by bounded queues: capture -> inference -> output (this thread, which also owns the
+// window). One stop flag ends them all: end of input, SIGINT/SIGTERM, `q` in the window, or --max-frames.
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include "bounded_queue.hpp"
+#include "commands.hpp"
+#include "jitvision/core/detector.hpp"
+#include "jitvision/core/device.hpp"
+#include "jitvision/core/errors.hpp"
+#include "jitvision/core/image.hpp"
+#include "jitvision/core/timing.hpp"
+#include "jitvision/io/sinks.hpp"
+#include "jitvision/io/sources.hpp"
+#include "paths.hpp"
+
+namespace jitvision::app {
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_signal = sig; }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+struct CapturedFrame {
+  io::Frame frame;
+  bool live = false;
+  double capture_ms = 0;
+};
+
+struct Result {
+  io::Frame frame;
+  Detections detections;
+  StageTimes times;
+};
+
+// Everything the three threads share.
+class Pipeline {
+ public:
+  std::atomic<bool> stop{false};
+  std::atomic<int> exit_code{0};
+  BoundedQueue<CapturedFrame> frames{2};
+  BoundedQueue<Result> results{4};
+
+  void set_source(io::FrameSource* s) {
+    std::lock_guard lock(mutex_);
+    source_ = s;
+    if (s && stop) s->stop();
+  }
+  void request_stop() {
+    stop = true;
+    std::lock_guard lock(mutex_);
+    if (source_) source_->stop();
+  }
+  // Keeps the most serious failure: a lost stream or output error outranks an unreadable input.
+  void fail(ExitCode code) {
+    int expected = exit_code.load();
+    while (static_cast<int>(code) > expected && !exit_code.compare_exchange_weak(expected, static_cast<int>(code))) {
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  io::FrameSource* source_ = nullptr;
+};
+
+void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& so, TimingStats& capture_ms) {
+  for (const auto& spec : o.sources) {
+    if (p.stop) break;
+    std::unique_ptr<io::FrameSource> source;
+    try {
+      source = io::open_source(spec, so);
+    } catch (const Error& e) {
+      report_error(e.what());
+      p.fail(e.code());
+      continue;
+    }
+    p.set_source(source.get());
+    long long taken = 0;
+    while (!p.stop && (o.max_frames <= 0 || taken < o.max_frames)) {
+      try {
+        Stopwatch sw;
+        auto frame = source->next();
+        if (!frame) break;
+        const double ms = sw.elapsed_ms();
+        capture_ms.add(ms);
+        ++taken;
+        if (!p.frames.push(CapturedFrame{std::move(*frame), source->live(), ms})) break;
+      } catch (const InputError& e) {  // one unreadable image of a list: report it and go on
+        report_error(e.what());
+        p.fail(e.code());
+      } catch (const Error& e) {  // the source is gone for good
+        report_error(e.what());
+        p.fail(e.code());
+        break;
+      }
+    }
+    p.set_source(nullptr);
+  }
+  p.frames.close();
+}
+
+void inference_loop(Pipeline& p, Detector& detector) {
+  try {
+    while (auto item = p.frames.pop()) {
+      const auto& m = item->frame.image;
+      const auto tensor = as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]});
+      Result r;
+      r.detections = detector.detect(tensor, &r.times);
+      r.frame = std::move(item->frame);
+      if (!p.results.push(std::move(r))) break;
+    }
+  } catch (const Error& e) {
+    report_error(e.what());
+    p.fail(e.code());
+    p.request_stop();
+  } catch (const c10::Error& e) {
+    report_error(std::string("inference failed: ") + e.what_without_backtrace());
+    p.fail(ExitCode::Internal);
+    p.request_stop();
+  }
+  p.frames.close();
+  p.results.close();
+}
+
+nlohmann::json result_json(const Result& r, const std::vector<std::string>& names) {
+  auto dets = nlohmann::json::array();
+  for (const auto& d : r.detections) {
+    dets.push_back({{"cls", d.cls},
+                    {"name", d.cls < static_cast<int>(names.size()) ? names[d.cls] : std::to_string(d.cls)},
+                    {"conf", d.conf},
+                    {"xyxy", {d.x1, d.y1, d.x2, d.y2}}});
+  }
+  return {{"source", r.frame.source},
+          {"frame", r.frame.index},
+          {"shape", {r.frame.image.rows, r.frame.image.cols}},
+          {"detections", std::move(dets)}};
+}
+
+std::string fmt(double v, int precision = 1) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(precision) << v;
+  return s.str();
+}
+
+std::string stage(const char* name, const TimingStats& s) {
+  return std::string(name) + " " + fmt(s.median()) + "/" + fmt(s.percentile(90));
+}
+
+}  // namespace
+
+CLI::App* add_detect_command(CLI::App& app, DetectOptions& o) {
+  auto* cmd = app.add_subcommand("detect", "Detect objects with a YOLOv5 TorchScript model in images, videos, cameras and streams");
+  cmd->add_option("--model", o.model, "YOLOv5 TorchScript file: ours (python -m jitvision yolov5 import) or an official export")
+      ->required();
+  cmd->add_option("--source", o.sources,
+                  "Image, directory, glob, video file, camera index (0), http(s)/rtsp URL or GStreamer pipeline; repeatable")
+      ->required();
+  cmd->add_option("--device", o.device, "auto (CUDA if available), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_flag("--half", o.half, "FP16 inference (CUDA only; ignored with a warning on the CPU)");
+  cmd->add_option("--img", o.img, "Inference size in pixels (longest side; rounded up to the stride). Default: the model's")
+      ->check(CLI::Range(32, 8192));
+  cmd->add_option("--conf", o.conf, "Confidence threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--iou", o.iou, "NMS IoU threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--classes", o.classes, "Keep only these class indices, e.g. 0,2")->delimiter(',');
+  cmd->add_option("--max-det", o.max_det, "Maximum detections per frame")->check(CLI::Range(1, 100000))->capture_default_str();
+  cmd->add_flag("--show", o.show, "Show a window with the detections (needs a display; q or Esc quits)");
+  cmd->add_option("--save-dir", o.save_dir, "Save annotated images here (video frames as <name>_<frame>.jpg)");
+  cmd->add_option("--save-video", o.save_video, "Write all annotated frames into one video file (.mp4, .avi, .mkv)");
+  cmd->add_option("--json", o.json, "Write one JSON line per frame to FILE, or - for standard output");
+  cmd->add_option("--max-frames", o.max_frames, "Stop each source after N frames (0: no limit)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--reconnect", o.reconnect, "Reopen attempts when a live source drops, with back-off")
+      ->check(CLI::Range(0, 1000))->capture_default_str();
+  cmd->add_option("--open-timeout", o.open_timeout_ms, "Milliseconds to wait for a network stream to open")
+      ->check(CLI::Range(100, 600000))->capture_default_str();
+  cmd->add_option("--read-timeout", o.read_timeout_ms, "Milliseconds without a frame before a live source counts as dropped")
+      ->check(CLI::Range(100, 600000))->capture_default_str();
+  cmd->add_option("--threads", o.threads, "CPU threads for inference (0: all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_flag("--quiet", o.quiet, "Print no summary");
+  return cmd;
+}
+
+int run_detect(const DetectOptions& o) {
+  Stopwatch since_start;
+  if (o.show && !io::display_available()) {
+    throw OutputError("--show needs a display, but none is reachable (DISPLAY is unset or the X server refuses)");
+  }
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  const auto device = resolve_device(parse_device_choice(o.device));
+
+  DetectorOptions dopt;
+  dopt.img_size = o.img;
+  dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, o.classes};
+  dopt.precision = Precision::Float32;
+  if (o.half) {
+    if (device.is_cuda()) {
+      dopt.precision = Precision::Float16;
+    } else {
+      report_warning("--half needs CUDA; running in FP32 on the CPU");
+    }
+  }
+  Detector detector(load_model(o.model), device, dopt);
+  const auto& contract = detector.contract();
+  if (o.img > 0 && !contract.dynamic && o.img != detector.img_size()) {
+    report_warning("model " + o.model + " has a fixed input of " + std::to_string(contract.input_h) + "x" +
+                   std::to_string(contract.input_w) + "; --img " + std::to_string(o.img) + " is ignored");
+  } else if (o.img > 0 && o.img % contract.stride != 0) {
+    report_warning("--img " + std::to_string(o.img) + " is not a multiple of the model's stride " +
+                   std::to_string(contract.stride) + "; rounded up to " + std::to_string(detector.img_size()));
+  }
+
+  // Outputs are opened before any input, so a bad output path fails fast.
+  std::unique_ptr<io::JsonLinesSink> json;
+  if (!o.json.empty()) json = std::make_unique<io::JsonLinesSink>(o.json);
+  std::unique_ptr<io::ImageDirSink> image_dir;
+  if (!o.save_dir.empty()) image_dir = std::make_unique<io::ImageDirSink>(o.save_dir);
+  std::unique_ptr<io::VideoFileSink> video;
+  std::unique_ptr<io::Window> window;
+  if (o.show) window = std::make_unique<io::Window>("jitvision detect");
+
+  io::SourceOptions so;
+  so.open_timeout_ms = o.open_timeout_ms;
+  so.read_timeout_ms = o.read_timeout_ms;
+  so.reconnect = o.reconnect;
+
+  g_signal = 0;
+  install_stop_handlers();
+  Pipeline p;
+  TimingStats capture_ms, pre_ms, inf_ms, post_ms, out_ms;
+  std::thread capture([&] { capture_loop(p, o, so, capture_ms); });
+  std::thread inference([&] { inference_loop(p, detector); });
+
+  std::int64_t frames = 0;
+  double first_result_ms = -1;
+  Stopwatch steady;  // restarted at the first result: the FPS figure is steady state
+  TimingStats fps_window;
+  Stopwatch last_frame;
+  const bool need_drawing = window || image_dir || !o.save_video.empty();
+  try {
+    while (true) {
+      if (g_signal && !p.stop) p.request_stop();
+      auto r = p.results.pop_for(std::chrono::milliseconds(50));
+      if (!r) {
+        if (p.results.drained()) break;
+        continue;
+      }
+      Stopwatch sw;
+      if (first_result_ms < 0) {
+        first_result_ms = since_start.elapsed_ms();
+        steady.restart();
+      }
+      pre_ms.add(r->times.preprocess_ms);
+      inf_ms.add(r->times.inference_ms);
+      post_ms.add(r->times.postprocess_ms);
+      if (json) json->write_line(result_json(*r, contract.names).dump());
+      if (need_drawing) {
+        const double frame_ms = last_frame.elapsed_ms();
+        last_frame.restart();
+        cv::Mat& canvas = r->frame.image;
+        io::draw_detections(canvas, r->detections, contract.names,
+                            window && frames > 0 ? fmt(1000.0 / std::max(frame_ms, 1e-3)) + " FPS" : "");
+        if (image_dir) {
+          image_dir->write(canvas, r->frame.source, r->frame.index,
+                           io::classify_source(r->frame.source) == io::SourceKind::ImageFiles);
+        }
+        if (!o.save_video.empty()) {
+          if (!video) video = std::make_unique<io::VideoFileSink>(o.save_video, 30.0);
+          video->write(canvas);
+        }
+        if (window && !window->show(canvas)) p.request_stop();
+      }
+      ++frames;
+      out_ms.add(sw.elapsed_ms());
+    }
+  } catch (const Error& e) {
+    report_error(e.what());
+    p.fail(e.code());
+    p.request_stop();
+    p.frames.close();
+    p.results.close();
+  }
+  p.request_stop();
+  p.frames.close();
+  p.results.close();
+  capture.join();
+  inference.join();
+  const double steady_s = steady.elapsed_ms() / 1000.0;
+  if (video) video->close();
+
+  if (!o.quiet) {
+    std::cerr << "jitvision: " << frames << " frames from " << o.sources.size() << " source(s) on "
+              << (device.is_cuda() ? "CUDA" : "CPU") << (dopt.precision == Precision::Float16 ? " FP16" : "")
+              << ", input " << detector.img_size() << (contract.dynamic ? " (rect)" : " (square)");
+    if (frames > 1) std::cerr << ", " << fmt(static_cast<double>(frames - 1) / std::max(steady_s, 1e-9)) << " FPS";
+    if (first_result_ms >= 0) std::cerr << ", first result after " << fmt(first_result_ms / 1000.0, 2) << " s";
+    std::cerr << "\njitvision: per-frame ms (median/p90): " << stage("capture", capture_ms) << ", "
+              << stage("preprocess", pre_ms) << ", " << stage("inference", inf_ms) << ", "
+              << stage("postprocess", post_ms) << ", " << stage("output", out_ms) << std::endl;
+    if (g_signal) std::cerr << "jitvision: stopped by signal " << g_signal << std::endl;
+  }
+  return p.exit_code.load();
+}
+
+}  // namespace jitvision::app

@@ -1,0 +1,56 @@
+// `jitvision info`: what a TorchScript file promises: its forward signature, metadata and, for detectors, the
+// input contract jitvision will use.
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "jitvision/core/detector.hpp"
+#include "jitvision/core/errors.hpp"
+#include "jitvision/core/model.hpp"
+
+namespace jitvision::app {
+
+CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
+  auto* cmd = app.add_subcommand("info", "Print a TorchScript model's contract and metadata");
+  cmd->add_option("model", o.model, "TorchScript file")->required();
+  cmd->add_flag("--json", o.json, "Print one JSON object instead of text");
+  return cmd;
+}
+
+int run_info(const InfoOptions& o) {
+  const auto model = load_model(o.model);
+  nlohmann::json info{{"path", model.path}, {"parameters", model.parameter_count}};
+  if (model.module.find_method("forward")) {
+    info["forward"] = c10::str(model.module.get_method("forward").function().getSchema());
+  }
+  info["task"] = model_task(model).empty() ? (model.official_config.is_object() ? "detect" : "unknown")
+                                           : model_task(model);
+  if (!model.metadata.is_null()) info["metadata"] = model.metadata;
+  if (!model.official_config.is_null()) info["config.txt"] = model.official_config;
+  if (info["task"] == "detect") {
+    const auto c = read_detector_contract(model);
+    info["contract"] = {{"origin", c.origin},
+                        {"dynamic", c.dynamic},
+                        {"letterbox", c.letterbox == LetterboxMode::Rect ? "rect" : "square"},
+                        {"stride", c.stride},
+                        {"input", c.dynamic ? nlohmann::json("[B, 3, H, W] with H, W multiples of the stride")
+                                            : nlohmann::json({1, 3, c.input_h, c.input_w})},
+                        {"output", "rows [B, N, " + std::to_string(c.names.size() + 5) + "]"},
+                        {"classes", c.names.size()}};
+  }
+  if (o.json) {
+    std::cout << info.dump() << std::endl;
+    return 0;
+  }
+  std::cout << "model:      " << model.path << "\n"
+            << "task:       " << info["task"].get<std::string>() << "\n"
+            << "parameters: " << model.parameter_count << "\n";
+  if (info.contains("forward")) std::cout << "forward:    " << info["forward"].get<std::string>() << "\n";
+  if (info.contains("contract")) std::cout << "contract:   " << info["contract"].dump(2) << "\n";
+  if (info.contains("metadata")) std::cout << "metadata (jitvision.json): " << model.metadata.dump(2) << "\n";
+  if (info.contains("config.txt")) std::cout << "config.txt: " << model.official_config.dump() << "\n";
+  return 0;
+}
+
+}  // namespace jitvision::app

@@ -1,0 +1,83 @@
+#pragma once
+// Where annotated frames and results go: a desktop window, a video file, image files, JSON lines.
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core/mat.hpp>
+
+#include "jitvision/core/detection.hpp"
+
+namespace jitvision::io {
+
+// Draws boxes with "name conf" labels (one colour per class) and, when `status` is not empty, a status line (FPS).
+void draw_detections(cv::Mat& image, const Detections& detections, const std::vector<std::string>& names,
+                     const std::string& status = "");
+
+// The colour draw_detections uses for a class (BGR), so tests can look for it.
+cv::Scalar class_colour(int cls);
+
+// True when a window can be opened (an X11/Wayland display is reachable). Opening one without a display aborts
+// the process inside Qt, so this must be asked first.
+bool display_available();
+
+// A desktop window (OpenCV highgui, Qt). Create, use and destroy it on one thread.
+class Window {
+ public:
+  // Throws OutputError when no display is available.
+  explicit Window(std::string title);
+  ~Window();
+  // Shows the frame and polls the keyboard; false when the user pressed q/Esc or closed the window.
+  bool show(const cv::Mat& image);
+
+ private:
+  std::string title_;
+};
+
+// Writes frames to a video file; the codec follows the extension (.mp4/.m4v/.mov: mp4v, .avi: MJPG, .mkv: XVID).
+// The constructor checks the extension and that the directory is writable (OutputError); the writer opens on the
+// first frame, whose size fixes the video's (later frames of another size are scaled). fps <= 0 (unknown) means 30.
+// close() (also run by the destructor) finalises the file.
+class VideoFileSink {
+ public:
+  VideoFileSink(std::string path, double fps);
+  ~VideoFileSink();
+  void write(const cv::Mat& image);  // throws OutputError
+  void close();
+  std::int64_t frames_written() const { return frames_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+  double fps_;
+  std::int64_t frames_ = 0;
+};
+
+// Saves annotated images into a directory: images keep their file name, video/live frames become
+// <stem>_<frame, 6 digits>.jpg. The directory is created (throws OutputError when it cannot be, or is not writable).
+class ImageDirSink {
+ public:
+  explicit ImageDirSink(std::string dir);
+  void write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image);
+
+ private:
+  std::string dir_;
+};
+
+// JSON lines to a file or "-" (stdout); every line is flushed as it is written, so an interrupted run leaves
+// complete lines only.
+class JsonLinesSink {
+ public:
+  explicit JsonLinesSink(const std::string& path);  // throws OutputError
+  ~JsonLinesSink();
+  void write_line(const std::string& json);  // throws OutputError
+ private:
+  std::FILE* file_ = nullptr;
+  bool owned_ = false;
+  std::string path_;
+};
+
+}  // namespace jitvision::io
