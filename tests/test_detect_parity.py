@@ -1,0 +1,122 @@
+"""`jitvision detect` (C++) against the Python reference detector: same boxes, same confidences.
+
+Tolerances (from issue [C]): same classes and count, boxes within 1 px, confidence within 0.002.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+BOX_TOL_PX = 1.0
+CONF_TOL = 0.002
+
+
+def reference(repo_root, model, sources, *extra):
+    proc = subprocess.run([sys.executable, "-m", "jitvision", "yolov5", "detect", "--model", str(model),
+                           "--source", *map(str, sources), "--json", *extra], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(repo_root / "python")})
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def native(run_cli, model, sources, *extra):
+    args = ["detect", "--model", model, "--json", "-"]
+    for s in sources:
+        args += ["--source", s]
+    proc = run_cli([*args, *extra])
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def assert_same_frames(cpp, py):
+    assert len(cpp) == len(py)
+    for c, p in zip(cpp, py):
+        assert (c["source"], c["frame"], c["shape"]) == (p["source"], p["frame"], p["shape"])
+        assert sorted(d["cls"] for d in c["detections"]) == sorted(d["cls"] for d in p["detections"]), c["source"]
+        unmatched = list(c["detections"])
+        for want in p["detections"]:
+            best = max((d for d in unmatched if d["cls"] == want["cls"]), key=lambda d: iou(d["xyxy"], want["xyxy"]))
+            unmatched.remove(best)
+            assert best["name"] == want["name"]
+            assert np.allclose(best["xyxy"], want["xyxy"], atol=BOX_TOL_PX), (best, want)
+            assert abs(best["conf"] - want["conf"]) <= CONF_TOL, (best, want)
+
+
+@pytest.fixture(scope="module")
+def photos(data_dir):
+    return [data_dir / "images" / "bus.jpg", data_dir / "images" / "zidane.jpg"]
+
+
+@pytest.mark.parametrize("kind", ["dynamic", "fixed"])
+def test_photos_match_the_python_reference(kind, yolov5n_exports, photos, run_cli, repo_root):
+    model = yolov5n_exports[kind]
+    cpp, _ = native(run_cli, model, photos)
+    py = reference(repo_root, model, photos)
+    assert_same_frames(cpp, py)
+    bus, zidane = cpp
+    assert {d["name"] for d in bus["detections"]} >= {"person", "bus"}
+    assert sum(d["name"] == "person" for d in zidane["detections"]) == 2
+
+
+def test_options_match_the_reference(yolov5n_exports, photos, run_cli, repo_root):
+    model = yolov5n_exports["dynamic"]
+    opts = ["--conf", "0.1", "--iou", "0.6", "--img", "320", "--classes", "0,27", "--max-det", "5"]
+    cpp, _ = native(run_cli, model, photos, *opts)
+    py = reference(repo_root, model, photos, "--conf", "0.1", "--iou", "0.6", "--img", "320",
+                   "--classes", "0", "27", "--max-det", "5")
+    assert_same_frames(cpp, py)
+    assert all(d["cls"] in (0, 27) for r in cpp for d in r["detections"])
+    assert all(len(r["detections"]) <= 5 for r in cpp)
+
+
+def test_video_frames_match_the_reference(yolov5n_exports, data_dir, run_cli, repo_root, tmp_path):
+    photo = cv2.imread(str(data_dir / "images" / "zidane.jpg"))
+    video = tmp_path / "pan.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 360))
+    for i in range(6):
+        writer.write(np.ascontiguousarray(photo[100 + 10 * i:460 + 10 * i, 300 + 40 * i:940 + 40 * i]))
+    writer.release()
+    model = yolov5n_exports["dynamic"]
+    cpp, err = native(run_cli, model, [video])
+    assert [r["frame"] for r in cpp] == list(range(6))
+    assert_same_frames(cpp, reference(repo_root, model, [video]))
+    assert "6 frames" in err
+
+
+def test_info_reads_the_contract(yolov5n_exports, run_cli):
+    for kind, dynamic in (("dynamic", True), ("fixed", False)):
+        proc = run_cli(["info", "--json", yolov5n_exports[kind]])
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout)
+        assert info["task"] == "detect"
+        assert info["contract"]["dynamic"] is dynamic
+        assert info["contract"]["classes"] == 80
+        assert info["contract"]["letterbox"] == ("rect" if dynamic else "square")
+
+
+def test_img_not_a_stride_multiple_is_rounded_up(yolov5n_exports, photos, run_cli):
+    proc = run_cli(["detect", "--model", yolov5n_exports["dynamic"], "--source", photos[1], "--img", "650",
+                    "--json", "-"])
+    assert proc.returncode == 0, proc.stderr
+    assert "rounded up to 672" in proc.stderr
+    assert len(proc.stdout.splitlines()) == 1
+
+
+def test_digit_model_is_not_a_detector(repo_root, run_cli, tmp_path):
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    proc = run_cli(["detect", "--model", repo_root / "models" / "mnist.torchscript", "--source", image])
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "digit classifier" in lines[0] and lines[0].startswith("jitvision: error:")
