@@ -1,0 +1,1 @@
+"""The MNIST digit model: data, training, TorchScript export and verification, reference inference, test images."""

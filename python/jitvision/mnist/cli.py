@@ -1,0 +1,172 @@
+"""``python -m jitvision mnist train|predict|samples``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_MODEL = REPO_ROOT / "models" / "mnist.torchscript"
+MAX_MODEL_BYTES = 2 * 1024 * 1024
+
+# exit codes, matching the C++ app where the meaning is the same
+EXIT_ERROR = 1
+EXIT_MODEL = 3
+EXIT_INPUT = 5
+
+
+def add_parser(subparsers) -> None:
+    mnist = subparsers.add_parser("mnist", help="train, export, check and try the digit model",
+                                  description="The MNIST digit model: training and TorchScript export, Python "
+                                              "reference predictions, generated demo images.")
+    sub = mnist.add_subparsers(dest="mnist_command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train, export by tracing and scripting, verify, write the model",
+                           description="Train the digit CNN, export it by tracing and by scripting, verify both "
+                                       "against the eager model on the held-out digits, and write one of them.")
+    train.add_argument("--data-dir", type=Path, default=None,
+                       help="folder with the MNIST IDX files (default: $JITVISION_DATA_DIR/mnist)")
+    train.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where to write the model (default: %(default)s)")
+    train.add_argument("--export", choices=("trace", "script"), default="trace",
+                       help="which verified export to write (default: %(default)s)")
+    train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 12)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where to train (default: %(default)s, CUDA when available)")
+    train.add_argument("--download", action="store_true",
+                       help="first fetch the official MNIST files into the data folder (needs network)")
+    train.set_defaults(func=run_train)
+
+    predict = sub.add_parser("predict", help="Python reference prediction for digit images",
+                             description="Predict digits with an exported model in Python. Images must be 28x28 "
+                                         "MNIST-style (light on dark) unless --normalize is given.")
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    predict.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="TorchScript model (default: %(default)s)")
+    predict.add_argument("--normalize", action="store_true",
+                         help="normalise each image the MNIST way first (for photos of any size and polarity)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.set_defaults(func=run_predict)
+
+    samples = sub.add_parser("samples", help="generate demo digit photos (no data needed)",
+                             description="Draw the digits 0-9 in several fonts as noisy photos, for the demo.")
+    samples.add_argument("--out", type=Path, required=True, help="folder to write the images into")
+    samples.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    samples.add_argument("--check", action="store_true",
+                         help="also report how many the bundled model reads correctly (Python reference)")
+    samples.set_defaults(func=run_samples)
+
+
+def error(message: str, code: int) -> int:
+    print(f"jitvision: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_train(args) -> int:
+    from jitvision.mnist import data
+    from jitvision.mnist.train import TrainConfig, resolve_device, train
+
+    data_dir = args.data_dir or data.default_data_dir()
+    if data_dir is None:
+        return error("no MNIST data folder: pass --data-dir or set JITVISION_DATA_DIR", EXIT_ERROR)
+    try:
+        device = resolve_device(args.device)
+        if args.download:
+            data.download(data_dir)
+        split = data.load_split(data_dir)
+    except (RuntimeError, OSError, data.MnistDataError) as e:
+        return error(str(e), EXIT_ERROR)
+    cfg = TrainConfig(seed=args.seed) if args.epochs is None else TrainConfig(seed=args.seed, epochs=args.epochs)
+    print(f"data: {split.description}")
+    print(f"training on {len(split.train_images)} images, holding out {len(split.heldout_images)}, "
+          f"device {device}, seed {cfg.seed}, {cfg.epochs} epochs")
+
+    started = time.monotonic()
+    model = train(split.train_images, split.train_labels, cfg, device,
+                  heldout=(split.heldout_images, split.heldout_labels))
+    print(f"trained in {time.monotonic() - started:.0f} s")
+    return write_model(model, split, cfg, args.out, args.export)
+
+
+def write_model(model, split, cfg, out: Path, chosen: str) -> int:
+    """Export the trained model both ways, verify each, and write the ``chosen`` one to ``out``."""
+    import torch
+    from jitvision.mnist import export
+    from jitvision.mnist.train import to_input
+
+    training = {"data": split.kind, "description": split.description, "train_images": len(split.train_images),
+                "heldout_images": len(split.heldout_images), "seed": cfg.seed, "epochs": cfg.epochs}
+    heldout_x = to_input(split.heldout_images)
+    heldout_y = torch.as_tensor(split.heldout_labels).long()
+    model = model.cpu()
+    with tempfile.TemporaryDirectory() as tmp:
+        written = {}
+        for kind in export.EXPORT_KINDS:
+            path = Path(tmp) / f"mnist.{kind}.torchscript"
+            try:
+                metadata = export.export_verified(model, kind, path, heldout_x, heldout_y, training)
+            except export.ExportVerificationError as e:
+                return error(f"{kind} export failed verification: {e}", EXIT_ERROR)
+            v = metadata["verification"]
+            print(f"{kind}: verified on {len(heldout_x)} held-out digits and batch sizes "
+                  f"{', '.join(map(str, export.CHECK_BATCH_SIZES))}: max abs logit difference "
+                  f"{v['max_abs_logit_diff']:.2e}, argmax agree; held-out accuracy {metadata['heldout_accuracy']:.4f}")
+            written[kind] = path
+        size = written[chosen].stat().st_size
+        if size > MAX_MODEL_BYTES:
+            return error(f"the {chosen} export is {size} bytes, over the {MAX_MODEL_BYTES}-byte limit", EXIT_ERROR)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(written[chosen].read_bytes())
+    print(f"wrote {out} ({chosen} export, {size / 1024:.0f} KiB)")
+    return 0
+
+
+def run_predict(args) -> int:
+    import cv2
+    from jitvision.mnist.normalize import mnist_style
+    from jitvision.mnist.predict import DigitPredictor
+
+    try:
+        predictor = DigitPredictor(args.model)
+    except Exception as e:  # torch reports unreadable archives with several exception types
+        return error(f"cannot load model {args.model}: {str(e).splitlines()[0]}", EXIT_MODEL)
+    status = 0
+    for path in args.images:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            status = error(f"cannot read image {path}", EXIT_INPUT)
+            continue
+        if args.normalize:
+            image = mnist_style(image)
+        elif image.shape != (28, 28):
+            status = error(f"{path} is {image.shape[1]}x{image.shape[0]}, not 28x28: use --normalize", EXIT_INPUT)
+            continue
+        probs = predictor.probabilities(image[None])[0]
+        digit = int(probs.argmax())
+        if args.json:
+            print(json.dumps({"source": str(path), "digit": digit, "prob": float(probs[digit]),
+                              "probs": [float(p) for p in probs]}))
+        else:
+            print(f"{path}: {digit} (prob {probs[digit]:.4f})")
+    return status
+
+
+def run_samples(args) -> int:
+    import cv2
+    import numpy as np
+    from jitvision.mnist.normalize import mnist_style
+    from jitvision.mnist.predict import DigitPredictor
+    from jitvision.samples import write_samples
+
+    written = write_samples(args.out, args.seed)
+    print(f"wrote {len(written)} digit photos to {args.out}")
+    if args.check:
+        predictor = DigitPredictor(DEFAULT_MODEL)
+        images = np.stack([mnist_style(cv2.imread(str(p))) for p, _ in written])
+        predicted = predictor.probabilities(images).argmax(1)
+        wrong = [f"{p.name}->{d}" for (p, label), d in zip(written, predicted) if int(d) != label]
+        print(f"bundled model reads {len(written) - len(wrong)}/{len(written)} correctly"
+              + (f"; wrong: {', '.join(wrong)}" if wrong else ""))
+    return 0

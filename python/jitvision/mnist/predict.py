@@ -1,0 +1,28 @@
+"""Python reference inference with an exported digit model, normalising input as its metadata says."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jitvision.mnist import export
+
+
+class DigitPredictor:
+    def __init__(self, model_path: str | Path, device: str = "cpu"):
+        self.device = device
+        self.module, self.metadata = export.load(model_path, device)
+        if self.metadata.get("task") != "digits":
+            raise ValueError(f"{model_path} is a {self.metadata.get('task')!r} model, not a digits model")
+        norm = self.metadata["normalize"]
+        self.scale, self.mean, self.std = float(norm["scale"]), float(norm["mean"][0]), float(norm["std"][0])
+        self.labels = self.metadata["labels"]
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """uint8 [N, 28, 28] light-on-dark digits -> softmax probabilities [N, classes]."""
+        x = torch.as_tensor(np.asarray(images, np.uint8)).float().unsqueeze(1)
+        x = (x / self.scale - self.mean) / self.std
+        with torch.no_grad():
+            logits = [self.module(b.to(self.device)).float().cpu() for b in x.split(batch_size)]
+        return torch.cat(logits).softmax(1).numpy() if logits else np.zeros((0, len(self.labels)), np.float32)
