@@ -1,15 +1,17 @@
 """The restricted unpickler: plain object state is read, code in the pickle is refused and never runs."""
+import codecs
 import collections
 import os
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
 from jitvision.__main__ import main
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.errors import CheckpointError, UnsafeCheckpointError
-from jitvision.yolov5.safe_pickle import Placeholder, safe_load
+from jitvision.yolov5.safe_pickle import Call, Placeholder, safe_load
 
 
 class RunsCommand:
@@ -30,6 +32,11 @@ class EvaluatesCode:
         return eval, (self.source,)
 
 
+class EncodesText:
+    def __reduce__(self):
+        return codecs.encode, ("payload", "rot13")
+
+
 class PlainState:
     def __init__(self):
         self.weight = torch.arange(6, dtype=torch.float16).view(2, 3)
@@ -40,6 +47,7 @@ class PlainState:
 @pytest.mark.parametrize("make_payload, called", [
     (lambda marker: RunsCommand(f"touch {marker}"), "system"),
     (lambda marker: EvaluatesCode(f"open({str(marker)!r}, 'w')"), "eval"),
+    (lambda marker: EncodesText(), "_codecs.encode"),
 ])
 def test_code_in_the_pickle_is_refused_and_never_runs(tmp_path, make_payload, called):
     marker = tmp_path / "payload-ran"
@@ -98,3 +106,11 @@ def test_pickle_protocol_independent(tmp_path):
     path = tmp_path / "p4.pt"
     torch.save({"obj": PlainState()}, path, pickle_protocol=4)
     assert safe_load(str(path))["obj"].names == ["a", "b"]
+
+
+def test_numpy_metrics_of_training_checkpoints_are_read_inertly(tmp_path):
+    path = tmp_path / "trained.pt"
+    torch.save({"best_fitness": np.array([0.5]), "epoch": np.int64(3), "date": b"2024"}, path)
+    loaded = safe_load(str(path))
+    assert isinstance(loaded["best_fitness"], Call) and loaded["best_fitness"].qualname.endswith("_reconstruct")
+    assert isinstance(loaded["epoch"], Call) and loaded["date"] == b"2024"

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from jitvision.yolov5.errors import CheckpointError
-from jitvision.yolov5.model import Yolov5
+from jitvision.yolov5.model import Yolov5, build_layers
 from jitvision.yolov5.safe_pickle import Placeholder, safe_load
 
 # Module settings that shapes alone do not pin down; compared with the checkpoint's recorded values.
@@ -92,9 +92,8 @@ def _check_modules(model: nn.Module, theirs: Dict[str, Placeholder]) -> None:
                               "architecture does not define")
 
 
-def load_strict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
-    """Load ``state`` into ``model``; every key and shape must match, else name the first mismatch."""
-    expected = model.state_dict()
+def check_state(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]) -> None:
+    """Every key and shape of ``expected`` and ``state`` must match, else name the first mismatch."""
     for key, tensor in expected.items():
         if key not in state:
             raise CheckpointError(f"checkpoint lacks weight {key} {tuple(tensor.shape)}")
@@ -104,6 +103,11 @@ def load_strict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     for key in state:
         if key not in expected:
             raise CheckpointError(f"checkpoint has weight {key} that the architecture does not define")
+
+
+def load_strict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    check_state(expected, state)
     model.load_state_dict(OrderedDict((k, state[k].to(expected[k].dtype)) for k in expected), strict=True)
 
 
@@ -137,11 +141,18 @@ def import_checkpoint(path: str) -> ImportedCheckpoint:
     source = _pick_model(safe_load(path), path)
     attrs = source.__dict__
     arch = attrs["yaml"]
-    in_channels = int(arch.get("ch", 3))
-    model = Yolov5(arch, in_channels, names=_class_names(attrs.get("names"), int(arch["nc"])))
-    modules = _placeholder_modules(source)
-    _check_modules(model, modules)
-    load_strict(model, _placeholder_state_dict(modules))
+    try:
+        in_channels, names = int(arch.get("ch", 3)), _class_names(attrs.get("names"), int(arch["nc"]))
+        modules = _placeholder_modules(source)
+        state = _placeholder_state_dict(modules)
+        with torch.device("meta"):  # shapes first: a corrupt architecture must not allocate gigabytes
+            planned = build_layers(arch, in_channels)
+        check_state({f"model.{k}": v for k, v in planned.state_dict().items()}, state)
+        model = Yolov5(arch, in_channels, names=names)
+        _check_modules(model, modules)
+    except (AttributeError, IndexError, KeyError, OverflowError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"the model in {path} is malformed: {type(exc).__name__}: {exc}") from None
+    load_strict(model, state)
     recorded: Optional[torch.Tensor] = attrs.get("stride")
     if isinstance(recorded, torch.Tensor) and recorded.float().tolist() != model.detect.strides:
         raise CheckpointError(f"checkpoint strides {recorded.tolist()} differ from the architecture's "

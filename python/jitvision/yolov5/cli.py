@@ -27,7 +27,7 @@ def run_import(args) -> int:
     model = imported.model
     params = sum(p.numel() for p in model.parameters())
     print(f"imported {imported.file} (sha256 {imported.sha256[:16]}...) in {time.perf_counter() - start:.1f} s: "
-          f"{model.nc} classes, strides {model.strides}, {params:,} parameters")
+          f"{model.nc} classes, strides {model.strides}, {params:,} parameters before fusing")
     result = export_torchscript(model, args.out, img=args.img, half=args.half, fixed=args.fixed,
                                 source={"file": imported.file, "sha256": imported.sha256})
     sizes = ", ".join(f"{h}x{w}" for h, w in result.sizes)
@@ -36,7 +36,8 @@ def run_import(args) -> int:
     print(f"verified TorchScript vs eager at {sizes} (batch 2): max abs diff {result.max_abs_diff:.3g} "
           f"(tolerance {TOLERANCE:g})")
     if result.half_max_abs_diff is not None:
-        print(f"verified fp16 TorchScript vs fp16 eager at {sizes[-1].split(', ')[-1]} (batch 1): "
+        h, w = result.sizes[-1]
+        print(f"verified fp16 TorchScript vs fp16 eager at {h}x{w} (batch 1): "
               f"max abs diff {result.half_max_abs_diff:.3g}")
     return 0
 

@@ -15,6 +15,7 @@ from jitvision.yolov5.errors import CheckpointError
 BN_EPS = 1e-3  # YOLOv5 trains its BatchNorm layers with eps 1e-3 (checked against checkpoints on import)
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+MAX_REPEATS = 64  # sanity bound for architectures read from files (x: 12)
 SCALES = {"n": (0.33, 0.25), "s": (0.33, 0.50), "m": (0.67, 0.75), "l": (1.0, 1.0), "x": (1.33, 1.25)}
 
 
@@ -195,6 +196,8 @@ def build_layers(arch: Dict, in_channels: int = 3) -> nn.Sequential:
     for i, (src, n, name, args) in enumerate(specs):
         args = [_resolve_arg(a, nc, anchors) for a in args]
         n = max(round(n * gd), 1) if n > 1 else n
+        if not 1 <= n <= MAX_REPEATS:
+            raise CheckpointError(f"layer {i} repeats {n} times; a YOLOv5 layer repeats 1 to {MAX_REPEATS} times")
         if name in _LAYERS:
             c1, c2 = ch[src], args[0]
             if c2 != no:  # a layer producing the raw head width is not scaled

@@ -4,7 +4,9 @@ The pickle inside may name any global. Only these are resolved to real objects:
 
 - tensor and storage rebuilding (``torch._utils._rebuild_tensor_v2``, ``_rebuild_parameter``, ``torch.*Storage``),
   replaced by our own small functions over the archive's raw bytes;
-- ``collections.OrderedDict`` and the built-in ``set``/``frozenset``.
+- ``collections.OrderedDict`` and the built-in ``set``/``frozenset``;
+- the two spellings of ``bytes`` in protocol-2 pickles (``_codecs.encode(text, "latin1")`` and ``bytes()``),
+  through our own functions that accept nothing else.
 
 Every other global becomes an inert :class:`Placeholder` class. Instantiating one the way pickle rebuilds plain
 objects (``NEWOBJ`` + ``BUILD``, how modules such as ``models.yolo.Model`` or ``torch.nn.Conv2d`` are stored) only
@@ -16,6 +18,7 @@ calling them returns an inert :class:`Call` record instead of running them.
 import collections
 import io
 import pickle
+import pickletools
 import zipfile
 from typing import Any, Dict, Tuple
 
@@ -38,6 +41,11 @@ _INERT_CALLS = {
 }
 
 
+# What a malformed (not malicious) pickle or archive makes the unpickler raise.
+_MALFORMED = (pickle.UnpicklingError, EOFError, AttributeError, IndexError, KeyError, TypeError, ValueError,
+              RuntimeError, zipfile.BadZipFile)
+
+
 class _StorageType:
     def __init__(self, dtype: torch.dtype):
         self.dtype = dtype
@@ -53,9 +61,6 @@ class _PlaceholderMeta(type):
 class Placeholder(metaclass=_PlaceholderMeta):
     """Stands for an object of a class we do not import; ``qualname`` names it, ``__dict__`` keeps its state."""
     qualname = "?"
-
-    def state(self) -> Dict[str, Any]:
-        return self.__dict__
 
 
 class Call:
@@ -82,12 +87,25 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
     return data
 
 
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafeCheckpointError(f"refused: the checkpoint's pickle asks to call _codecs.encode with "
+                                    f"{_short_repr((type(text).__name__, encoding))}; nothing was executed.")
+    return text.encode("latin1")
+
+
+def _empty_bytes() -> bytes:
+    return b""
+
+
 _REAL_GLOBALS = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set, ("__builtin__", "set"): set,
     ("builtins", "frozenset"): frozenset, ("__builtin__", "frozenset"): frozenset,
+    ("_codecs", "encode"): _latin1_bytes,
+    ("builtins", "bytes"): _empty_bytes, ("__builtin__", "bytes"): _empty_bytes,
 }
 
 
@@ -120,16 +138,31 @@ class _RestrictedUnpickler(pickle.Unpickler):
         _, storage_type, key, _location, numel = pid
         key = str(key)
         if key not in self._storages:
-            try:
-                raw = self._archive.read(f"{self._prefix}data/{key}")
-            except KeyError:
-                raise CheckpointError(f"checkpoint is missing tensor data record data/{key}") from None
+            raw = _read_stored(self._archive, f"{self._prefix}data/{key}")
             dtype = storage_type.dtype
             if len(raw) < numel * dtype.itemsize:
                 raise CheckpointError(f"tensor data record data/{key} is truncated")
             tensor = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
             self._storages[key] = tensor[:numel]
         return self._storages[key]
+
+
+def _read_stored(archive: zipfile.ZipFile, name: str) -> bytes:
+    """An archive record; torch.save stores records uncompressed, so none can expand beyond the file's size."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise CheckpointError(f"checkpoint is missing record {name}") from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise CheckpointError(f"checkpoint record {name} is compressed; torch.save never writes that")
+    return archive.read(info)
+
+
+def _check_sizes(data: bytes) -> None:
+    """Refuse lengths and memo indices larger than the pickle itself before the unpickler allocates them."""
+    for opcode, arg, position in pickletools.genops(data):  # raises ValueError on impossible lengths
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > len(data):
+            raise ValueError(f"memo index {arg} at byte {position} exceeds the pickle's size")
 
 
 def safe_load(path: str) -> Any:
@@ -147,8 +180,9 @@ def safe_load(path: str) -> Any:
         prefix = pickles[0][: -len("data.pkl")]
         if f"{prefix}byteorder" in archive.namelist() and archive.read(f"{prefix}byteorder") != b"little":
             raise CheckpointError(f"{path} was saved on a big-endian machine; not supported")
-        unpickler = _RestrictedUnpickler(archive, prefix, archive.read(pickles[0]))
+        data = _read_stored(archive, pickles[0])
         try:
-            return unpickler.load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
+            _check_sizes(data)
+            return _RestrictedUnpickler(archive, prefix, data).load()
+        except _MALFORMED as exc:
             raise CheckpointError(f"cannot read the pickle in {path}: {exc}") from None
