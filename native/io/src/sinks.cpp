@@ -1,0 +1,289 @@
+#include "jitvision/io/sinks.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <opencv2/highgui.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "jitvision/core/errors.hpp"
+
+namespace jitvision::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Writes and removes a probe file: permission bits alone say nothing for root or read-only mounts.
+void check_writable_dir(const fs::path& dir, const std::string& what) {
+  const fs::path probe = dir / (".jitvision-write-test-" + std::to_string(::getpid()));
+  { std::ofstream file(probe); }
+  std::error_code ec;
+  if (!fs::exists(probe, ec)) throw OutputError(what + ": directory " + dir.string() + " is not writable");
+  fs::remove(probe, ec);
+}
+
+// Source names become file names: "rtsp://cam/live" -> "live", a pipeline string -> its first words.
+std::string file_stem(const std::string& source) {
+  std::string out;
+  for (const char c : fs::path(source).stem().string()) {
+    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+    if (keep) {
+      out += c;
+    } else if (!out.empty() && out.back() != '_') {
+      out += '_';
+    }
+    if (out.size() >= 40) break;
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out.empty() ? "frame" : out;
+}
+
+bool dark(const cv::Scalar& bgr) { return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2] < 150; }
+
+// Draws `text` on a filled box whose top-left corner is `corner`, kept inside the image.
+void draw_label(cv::Mat& image, const std::string& text, cv::Point corner, const cv::Scalar& background,
+                double scale, int thickness) {
+  constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+  int baseline = 0;
+  const cv::Size size = cv::getTextSize(text, kFont, scale, thickness, &baseline);
+  const int pad = std::max(2, thickness + 1);
+  const cv::Size box(size.width + 2 * pad, size.height + baseline + 2 * pad);
+  corner.x = std::clamp(corner.x, 0, std::max(0, image.cols - box.width));
+  corner.y = std::clamp(corner.y, 0, std::max(0, image.rows - box.height));
+  cv::rectangle(image, cv::Rect(corner, box), background, cv::FILLED, cv::LINE_8);
+  const cv::Scalar ink = dark(background) ? cv::Scalar(255, 255, 255) : cv::Scalar(0, 0, 0);
+  cv::putText(image, text, {corner.x + pad, corner.y + pad + size.height}, kFont, scale, ink, thickness,
+              cv::LINE_AA);
+}
+
+}  // namespace
+
+cv::Scalar class_colour(int cls) {
+  // Sasha Trubetskoy's 20 distinct colours (RGB), stored as BGR.
+  static constexpr std::array<std::array<int, 3>, 20> kRgb{{
+      {230, 25, 75},  {60, 180, 75},   {255, 225, 25}, {0, 130, 200},  {245, 130, 48},
+      {145, 30, 180}, {70, 240, 240},  {240, 50, 230}, {210, 245, 60}, {250, 190, 212},
+      {0, 128, 128},  {220, 190, 255}, {170, 110, 40}, {255, 250, 200}, {128, 0, 0},
+      {170, 255, 195}, {128, 128, 0},  {255, 215, 180}, {0, 0, 128},   {128, 128, 128},
+  }};
+  const auto& rgb = kRgb[static_cast<std::size_t>(std::abs(cls)) % kRgb.size()];
+  return {static_cast<double>(rgb[2]), static_cast<double>(rgb[1]), static_cast<double>(rgb[0])};
+}
+
+void draw_detections(cv::Mat& image, const Detections& detections, const std::vector<std::string>& names,
+                     const std::string& status) {
+  const int side = std::max(image.cols, image.rows);
+  const int line = std::max(1, static_cast<int>(std::lround(side / 500.0)));
+  const double scale = std::max(0.4, side / 1600.0);
+  const int text_thickness = std::max(1, line / 2);
+  for (const auto& d : detections) {
+    const cv::Scalar colour = class_colour(d.cls);
+    const cv::Point p1(static_cast<int>(std::lround(d.x1)), static_cast<int>(std::lround(d.y1)));
+    const cv::Point p2(static_cast<int>(std::lround(d.x2)), static_cast<int>(std::lround(d.y2)));
+    // LINE_8, not anti-aliased: the box keeps exactly class_colour(), which tests look for.
+    cv::rectangle(image, p1, p2, colour, line, cv::LINE_8);
+    const bool named = d.cls >= 0 && static_cast<std::size_t>(d.cls) < names.size();
+    char conf[16];
+    std::snprintf(conf, sizeof conf, " %.2f", d.conf);
+    const std::string text = (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
+    int baseline = 0;
+    const int label_h = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, text_thickness, &baseline).height +
+                        baseline + 2 * std::max(2, text_thickness + 1);
+    // Above the box when there is room, else just inside its top edge.
+    const int top = p1.y - label_h >= 0 ? p1.y - label_h : p1.y;
+    draw_label(image, text, {p1.x, top}, colour, scale, text_thickness);
+  }
+  if (!status.empty()) draw_label(image, status, {0, 0}, cv::Scalar(0, 0, 0), scale, text_thickness);
+}
+
+bool display_available() {
+  if (const char* x11 = std::getenv("DISPLAY"); x11 && *x11) {
+    // Ask Xlib itself (loaded at run time, so the build needs no X11 headers). It stays loaded: Qt uses it too.
+    void* xlib = ::dlopen("libX11.so.6", RTLD_NOW | RTLD_LOCAL);
+    if (!xlib) return false;
+    using OpenDisplay = void* (*)(const char*);
+    using CloseDisplay = int (*)(void*);
+    const auto open = reinterpret_cast<OpenDisplay>(::dlsym(xlib, "XOpenDisplay"));
+    const auto close = reinterpret_cast<CloseDisplay>(::dlsym(xlib, "XCloseDisplay"));
+    if (!open || !close) return false;
+    void* display = open(nullptr);
+    if (!display) return false;
+    close(display);
+    return true;
+  }
+  // Qt 5 uses X11 unless told otherwise, so Wayland counts only when Qt is set to use it.
+  const char* wayland = std::getenv("WAYLAND_DISPLAY");
+  const char* platform = std::getenv("QT_QPA_PLATFORM");
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (!wayland || !*wayland || !platform || std::strncmp(platform, "wayland", 7) != 0 || !runtime) return false;
+  std::error_code ec;
+  return fs::exists(fs::path(runtime) / wayland, ec);
+}
+
+// --- Window -----------------------------------------------------------------------------------------------------------
+
+Window::Window(std::string title) : title_(std::move(title)) {
+  if (!display_available()) {
+    throw OutputError("cannot show a window: no display (DISPLAY is not set or its X server cannot be reached); "
+                      "run without --show, or under a desktop or Xvfb");
+  }
+  try {
+    cv::namedWindow(title_, cv::WINDOW_AUTOSIZE | cv::WINDOW_KEEPRATIO | cv::WINDOW_GUI_NORMAL);
+  } catch (const cv::Exception& e) {
+    throw OutputError("cannot show a window: " + e.err);
+  }
+}
+
+Window::~Window() {
+  try {
+    cv::destroyWindow(title_);
+    cv::waitKey(1);
+  } catch (const cv::Exception&) {
+    // The window may already be gone with its display; nothing left to release.
+  }
+}
+
+bool Window::show(const cv::Mat& image) {
+  cv::imshow(title_, image);
+  const int key = cv::waitKey(1) & 0xFF;
+  if (key == 'q' || key == 'Q' || key == 27) return false;
+  return cv::getWindowProperty(title_, cv::WND_PROP_VISIBLE) >= 1;
+}
+
+// --- VideoFileSink ----------------------------------------------------------------------------------------------------
+
+struct VideoFileSink::Impl {
+  cv::VideoWriter writer;
+  int fourcc = 0;
+  cv::Size size;
+  bool closed = false;
+};
+
+VideoFileSink::VideoFileSink(std::string path, double fps)
+    : impl_(std::make_unique<Impl>()), path_(std::move(path)), fps_(fps > 0 && fps <= 240 ? fps : 30.0) {
+  const std::string what = "cannot write video " + path_;
+  const std::string ext = lower(fs::path(path_).extension().string());
+  if (ext == ".mp4" || ext == ".m4v" || ext == ".mov") {
+    impl_->fourcc = cv::VideoWriter::fourcc('m', 'p', '4', 'v');
+  } else if (ext == ".avi") {
+    impl_->fourcc = cv::VideoWriter::fourcc('M', 'J', 'P', 'G');
+  } else if (ext == ".mkv") {
+    impl_->fourcc = cv::VideoWriter::fourcc('X', 'V', 'I', 'D');
+  } else {
+    throw OutputError(what + ": unsupported extension '" + ext + "' (use .mp4, .avi or .mkv)");
+  }
+  fs::path dir = fs::path(path_).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw OutputError(what + ": directory " + dir.string() + " does not exist");
+  check_writable_dir(dir, what);
+}
+
+VideoFileSink::~VideoFileSink() { close(); }
+
+void VideoFileSink::write(const cv::Mat& image) {
+  if (impl_->closed) throw OutputError("cannot write video " + path_ + ": already closed");
+  if (!impl_->writer.isOpened()) {
+    impl_->size = image.size();
+    try {
+      impl_->writer.open(path_, impl_->fourcc, fps_, impl_->size);
+    } catch (const cv::Exception&) {
+      impl_->writer.release();
+    }
+    if (!impl_->writer.isOpened()) {
+      throw OutputError("cannot write video " + path_ + " (" + std::to_string(impl_->size.width) + "x" +
+                        std::to_string(impl_->size.height) + "): OpenCV could not open a writer for it");
+    }
+  }
+  // Frames of other sizes (several sources into one video) are scaled to the first frame's size.
+  if (image.size() == impl_->size) {
+    impl_->writer.write(image);
+  } else {
+    cv::Mat scaled;
+    cv::resize(image, scaled, impl_->size);
+    impl_->writer.write(scaled);
+  }
+  ++frames_;
+}
+
+void VideoFileSink::close() {
+  if (impl_->closed) return;
+  impl_->closed = true;
+  impl_->writer.release();  // writes the container's index: the file is playable from here on
+}
+
+// --- ImageDirSink -----------------------------------------------------------------------------------------------------
+
+ImageDirSink::ImageDirSink(std::string dir) : dir_(std::move(dir)) {
+  const std::string what = "cannot save images to " + dir_;
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (!fs::is_directory(dir_)) {
+    throw OutputError(what + (ec ? ": " + ec.message() : std::string(": it is not a directory")));
+  }
+  check_writable_dir(dir_, what);
+}
+
+void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image) {
+  std::string name;
+  if (single_image) {
+    name = fs::path(source).filename().string();
+  } else {
+    char number[24];
+    std::snprintf(number, sizeof number, "_%06lld.jpg", static_cast<long long>(frame));
+    name = file_stem(source) + number;
+  }
+  const std::string path = (fs::path(dir_) / name).string();
+  bool ok = false;
+  try {
+    ok = cv::imwrite(path, image);
+  } catch (const cv::Exception&) {
+    ok = false;
+  }
+  if (!ok) throw OutputError("cannot write image " + path);
+}
+
+// --- JsonLinesSink ----------------------------------------------------------------------------------------------------
+
+JsonLinesSink::JsonLinesSink(const std::string& path) : path_(path) {
+  if (path == "-") {
+    file_ = stdout;
+    return;
+  }
+  file_ = std::fopen(path.c_str(), "w");
+  if (!file_) throw OutputError("cannot write JSON lines to " + path + ": " + std::strerror(errno));
+  owned_ = true;
+}
+
+JsonLinesSink::~JsonLinesSink() {
+  if (owned_) std::fclose(file_);
+}
+
+void JsonLinesSink::write_line(const std::string& json) {
+  std::string line = json;
+  line += '\n';
+  // One write per line, flushed at once: an interrupted run leaves whole lines only.
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
+    throw OutputError("cannot write JSON lines to " + (path_ == "-" ? std::string("stdout") : path_) + ": " +
+                      std::strerror(errno));
+  }
+}
+
+}  // namespace jitvision::io

@@ -1,0 +1,574 @@
+// The OpenCV io layer: what each --source names, image lists that survive bad files, video files read back frame for
+// frame, sinks that fail early and clearly, and live streams that reconnect and give up within their bound (served
+// by a loopback MJPEG-over-HTTP server in this file).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "jitvision/core/errors.hpp"
+#include "jitvision/io/image_file.hpp"
+#include "jitvision/io/sinks.hpp"
+#include "jitvision/io/sources.hpp"
+
+namespace jitvision::io {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+class QuietOpenCv : public ::testing::Environment {
+ public:
+  void SetUp() override { quiet_opencv_logging(); }
+};
+const auto* const kQuiet = ::testing::AddGlobalTestEnvironment(new QuietOpenCv);
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+cv::Mat moving_square(int width, int height, int step) {
+  cv::Mat image(height, width, CV_8UC3, cv::Scalar(40, 90, 160));
+  const int x = (step * 7) % std::max(1, width - 20);
+  cv::rectangle(image, cv::Rect(x, height / 3, 20, 20), cv::Scalar(250, 250, 250), cv::FILLED);
+  return image;
+}
+
+class TempDir : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("jitvision_io_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+// --- classify_source ----------------------------------------------------------------------------------------------
+
+TEST(ClassifySource, NamesEveryKindWithoutOpeningIt) {
+  EXPECT_EQ(classify_source("0"), SourceKind::Camera);
+  EXPECT_EQ(classify_source("9"), SourceKind::Camera);
+  EXPECT_EQ(classify_source("/dev/video2"), SourceKind::Camera);
+  EXPECT_EQ(classify_source("http://127.0.0.1:8080/stream.mjpg"), SourceKind::NetworkStream);
+  EXPECT_EQ(classify_source("HTTPS://example.com/live"), SourceKind::NetworkStream);
+  EXPECT_EQ(classify_source("rtsp://user:secret@cam.local:554/h264"), SourceKind::NetworkStream);
+  EXPECT_EQ(classify_source("rtmp://server/app/key"), SourceKind::NetworkStream);
+  EXPECT_EQ(classify_source("udp://@:1234"), SourceKind::NetworkStream);
+  EXPECT_EQ(classify_source("tcp://10.0.0.2:5000"), SourceKind::NetworkStream);
+  EXPECT_EQ(classify_source("videotestsrc ! videoconvert ! appsink"), SourceKind::GStreamerPipeline);
+  EXPECT_EQ(classify_source("clip.mp4"), SourceKind::VideoFile);
+  EXPECT_EQ(classify_source("dir/CLIP.MKV"), SourceKind::VideoFile);
+  EXPECT_EQ(classify_source("anim.gif"), SourceKind::VideoFile);
+  EXPECT_EQ(classify_source("a.webm"), SourceKind::VideoFile);
+  EXPECT_EQ(classify_source("photo.jpg"), SourceKind::ImageFiles);
+  EXPECT_EQ(classify_source("shots/*.png"), SourceKind::ImageFiles);
+  EXPECT_EQ(classify_source(fs::temp_directory_path().string()), SourceKind::ImageFiles);
+  EXPECT_EQ(classify_source("missing-without-extension"), SourceKind::ImageFiles);
+  EXPECT_EQ(classify_source("123"), SourceKind::ImageFiles);  // not a plausible camera index
+}
+
+class ClassifyFiles : public TempDir {};
+
+TEST_F(ClassifyFiles, UnknownExtensionIsDecidedByContent) {
+  cv::imwrite(path("photo.png"), moving_square(32, 32, 0));
+  fs::rename(path("photo.png"), path("photo.dat"));
+  EXPECT_EQ(classify_source(path("photo.dat")), SourceKind::ImageFiles);
+  std::ofstream(path("notes.dat")) << "not an image";
+  EXPECT_EQ(classify_source(path("notes.dat")), SourceKind::VideoFile);
+  try {
+    open_source(path("notes.dat"), {});
+    FAIL() << "a text file opened as a source";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("neither an image nor a video"), std::string::npos) << e.what();
+  }
+}
+
+// --- image lists --------------------------------------------------------------------------------------------------
+
+class ImageList : public TempDir {};
+
+TEST_F(ImageList, BadFileInTheMiddleThrowsOnceAndTheRestIsRead) {
+  cv::imwrite(path("a.png"), moving_square(40, 30, 1));
+  std::ofstream(path("b.png")) << "this is not an image";
+  cv::imwrite(path("c.png"), moving_square(50, 20, 2));
+  auto source = open_source(dir_.string(), {});
+  EXPECT_FALSE(source->live());
+
+  auto first = source->next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->source, path("a.png"));
+  EXPECT_EQ(first->index, 0);
+  EXPECT_EQ(first->image.size(), cv::Size(40, 30));
+  try {
+    source->next();
+    FAIL() << "b.png is not an image";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("b.png"), std::string::npos) << e.what();
+  }
+  auto third = source->next();
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->source, path("c.png"));
+  EXPECT_EQ(third->image.size(), cv::Size(50, 20));
+  EXPECT_FALSE(source->next());
+}
+
+TEST_F(ImageList, MissingFileAndEmptyGlobAreInputErrorsFromNext) {
+  auto missing = open_source(path("missing.jpg"), {});
+  EXPECT_THROW(missing->next(), InputError);
+  EXPECT_FALSE(missing->next());
+  auto glob = open_source(path("*.png"), {});
+  EXPECT_THROW(glob->next(), InputError);
+  EXPECT_FALSE(glob->next());
+}
+
+// --- video files --------------------------------------------------------------------------------------------------
+
+class VideoFiles : public TempDir {
+ protected:
+  void round_trip(const std::string& name) {
+    const int frames = 24;
+    const cv::Size size(96, 64);
+    {
+      VideoFileSink sink(path(name), 0);  // fps unknown: 30
+      for (int i = 0; i < frames; ++i) sink.write(moving_square(size.width, size.height, i));
+      EXPECT_EQ(sink.frames_written(), frames);
+    }
+    EXPECT_EQ(classify_source(path(name)), SourceKind::VideoFile);
+    auto source = open_source(path(name), {});
+    EXPECT_FALSE(source->live());
+    EXPECT_NEAR(source->fps(), 30.0, 0.5);
+    std::int64_t count = 0;
+    while (auto frame = source->next()) {
+      EXPECT_EQ(frame->index, count);
+      EXPECT_EQ(frame->source, path(name));
+      EXPECT_EQ(frame->image.size(), size);
+      EXPECT_EQ(frame->image.type(), CV_8UC3);
+      ++count;
+    }
+    EXPECT_EQ(count, frames) << name;
+  }
+};
+
+TEST_F(VideoFiles, WrittenVideoReadsBackWithEveryFrame) {
+  round_trip("clip.avi");
+  round_trip("clip.mp4");
+  round_trip("clip.mkv");
+}
+
+TEST_F(VideoFiles, StopEndsAVideoEarly) {
+  {
+    VideoFileSink sink(path("clip.avi"), 25);
+    for (int i = 0; i < 5; ++i) sink.write(moving_square(32, 32, i));
+  }
+  auto source = open_source(path("clip.avi"), {});
+  ASSERT_TRUE(source->next());
+  source->stop();
+  EXPECT_FALSE(source->next());
+}
+
+TEST_F(VideoFiles, MissingAndCorruptVideosAreInputErrors) {
+  EXPECT_THROW(open_source(path("missing.mp4"), {}), InputError);
+  std::ofstream(path("broken.mp4")) << "no video here";
+  EXPECT_THROW(open_source(path("broken.mp4"), {}), InputError);
+}
+
+// --- sinks --------------------------------------------------------------------------------------------------------
+
+class Sinks : public TempDir {};
+
+TEST_F(Sinks, VideoSinkClosesToAPlayableFileAndScalesOddFrames) {
+  VideoFileSink sink(path("out.avi"), 10);
+  sink.write(moving_square(64, 48, 0));
+  sink.write(moving_square(100, 100, 1));  // another source's size: scaled, not dropped
+  sink.close();
+  sink.close();
+  EXPECT_THROW(sink.write(moving_square(64, 48, 2)), OutputError);
+  auto source = open_source(path("out.avi"), {});
+  int count = 0;
+  while (auto frame = source->next()) {
+    EXPECT_EQ(frame->image.size(), cv::Size(64, 48));
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+}
+
+TEST_F(Sinks, VideoSinkRejectsUnknownExtensionAndMissingDirectory) {
+  EXPECT_THROW(VideoFileSink(path("out.xyz"), 30), OutputError);
+  EXPECT_THROW(VideoFileSink(path("no/such/dir/out.mp4"), 30), OutputError);
+  EXPECT_THROW(VideoFileSink("/proc/out.mp4", 30), OutputError);
+}
+
+TEST_F(Sinks, JsonLinesAreWholeAndFlushedAsWritten) {
+  JsonLinesSink sink(path("out.jsonl"));
+  sink.write_line(R"({"frame": 0})");
+  sink.write_line(R"({"frame": 1})");
+  // Read while the sink is still open: every line must already be on disk.
+  std::ifstream in(path("out.jsonl"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "{\"frame\": 0}\n{\"frame\": 1}\n");
+}
+
+TEST_F(Sinks, JsonLinesToAnUnwritablePathIsAnOutputError) {
+  EXPECT_THROW(JsonLinesSink(path("no/such/dir/out.jsonl")), OutputError);
+}
+
+TEST_F(Sinks, ImageDirIsCreatedAndNamesFramesBySource) {
+  ImageDirSink sink(path("saved/nested"));
+  const cv::Mat image = moving_square(32, 24, 0);
+  sink.write(image, "/data/photos/bus.jpg", 0, true);
+  sink.write(image, "/videos/clip.mp4", 12, false);
+  sink.write(image, "http://127.0.0.1:8080/stream.mjpg", 3, false);
+  sink.write(image, "videotestsrc ! videoconvert ! appsink", 0, false);
+  EXPECT_TRUE(fs::exists(path("saved/nested/bus.jpg")));
+  EXPECT_TRUE(fs::exists(path("saved/nested/clip_000012.jpg")));
+  EXPECT_TRUE(fs::exists(path("saved/nested/stream_000003.jpg")));
+  EXPECT_TRUE(fs::exists(path("saved/nested/videotestsrc_videoconvert_appsink_000000.jpg")));
+  EXPECT_EQ(cv::imread(path("saved/nested/bus.jpg")).size(), image.size());
+}
+
+TEST_F(Sinks, UnwritableImageDirFailsAtConstruction) {
+  EXPECT_THROW(ImageDirSink("/proc/forbidden"), OutputError);
+  std::ofstream(path("a-file")) << "x";
+  try {
+    ImageDirSink sink(path("a-file"));
+    FAIL() << "a file accepted as an image directory";
+  } catch (const OutputError& e) {
+    EXPECT_NE(std::string(e.what()).find("a-file"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Drawing, BoxesAndLabelsUseTheClassColour) {
+  cv::Mat image(240, 320, CV_8UC3, cv::Scalar(0, 0, 0));
+  const Detections detections{{20, 60, 120, 200, 0.87f, 0}, {150, 10, 300, 100, 0.5f, 5}};
+  draw_detections(image, detections, {"person", "bicycle", "car", "motorcycle", "airplane", "bus"}, "12.3 FPS");
+  const auto count = [&](const cv::Scalar& colour) {
+    cv::Mat mask;
+    cv::inRange(image, colour, colour, mask);
+    return cv::countNonZero(mask);
+  };
+  EXPECT_NE(class_colour(0), class_colour(5));
+  EXPECT_GT(count(class_colour(0)), 200);  // box outline and filled label
+  EXPECT_GT(count(class_colour(5)), 200);
+  // The box outline is exactly the class colour on every side.
+  const cv::Scalar person = class_colour(0);
+  const auto at = [&](int x, int y) { return cv::Scalar(image.at<cv::Vec3b>(y, x)); };
+  EXPECT_EQ(at(20, 150), person);
+  EXPECT_EQ(at(120, 150), person);
+  EXPECT_EQ(at(70, 200), person);
+  // Status text sits top-left on a black box, in white.
+  cv::Mat status = image(cv::Rect(0, 0, 60, 16));
+  cv::Mat white;
+  cv::inRange(status, cv::Scalar(200, 200, 200), cv::Scalar(255, 255, 255), white);
+  EXPECT_GT(cv::countNonZero(white), 10);
+}
+
+TEST(Display, NoDisplayMeansNoWindowAndAClearError) {
+  const char* saved = std::getenv("DISPLAY");
+  const std::string saved_display = saved ? saved : "";
+  ::unsetenv("DISPLAY");
+  ::unsetenv("WAYLAND_DISPLAY");
+  EXPECT_FALSE(display_available());
+  ::setenv("DISPLAY", ":97", 1);  // no X server there
+  EXPECT_FALSE(display_available());
+  try {
+    Window window("test");
+    FAIL() << "a window opened without a display";
+  } catch (const OutputError& e) {
+    EXPECT_NE(std::string(e.what()).find("display"), std::string::npos) << e.what();
+  }
+  if (saved) {
+    ::setenv("DISPLAY", saved_display.c_str(), 1);
+  } else {
+    ::unsetenv("DISPLAY");
+  }
+}
+
+// --- live sources that cannot be opened ---------------------------------------------------------------------------
+
+template <typename Open>
+std::string input_error_of(Open open, double max_seconds) {
+  const auto start = Clock::now();
+  try {
+    open();
+  } catch (const InputError& e) {
+    EXPECT_LT(seconds_since(start), max_seconds);
+    return e.what();
+  }
+  ADD_FAILURE() << "no InputError";
+  return "";
+}
+
+TEST(LiveOpen, MissingCameraIsAnInputErrorAtOnce) {
+  const auto message = input_error_of([] { open_source("7", {}); }, 2.0);
+  EXPECT_NE(message.find("camera 7 cannot be opened"), std::string::npos) << message;
+}
+
+TEST(LiveOpen, UnreachableUrlIsAnInputErrorWithinTheOpenTimeout) {
+  SourceOptions options;
+  options.open_timeout_ms = 1000;
+  const auto message = input_error_of([&] { open_source("http://127.0.0.1:1/x.mjpg", options); }, 3.0);
+  EXPECT_NE(message.find("http://127.0.0.1:1/x.mjpg"), std::string::npos) << message;
+}
+
+TEST(LiveOpen, PasswordsInUrlsAreNotRepeated) {
+  SourceOptions options;
+  options.open_timeout_ms = 500;
+  const auto message = input_error_of([&] { open_source("http://user:hunter2@127.0.0.1:1/x", options); }, 3.0);
+  EXPECT_EQ(message.find("hunter2"), std::string::npos) << message;
+  EXPECT_NE(message.find("user:***@127.0.0.1"), std::string::npos) << message;
+}
+
+TEST(LiveOpen, MalformedPipelineIsAnInputErrorAtOnce) {
+  const auto message = input_error_of([] { open_source("videotestsrc ! nonexistentelement ! appsink", {}); }, 5.0);
+  EXPECT_NE(message.find("GStreamer pipeline"), std::string::npos) << message;
+}
+
+// --- GStreamer pipelines: live, newest frame only, reconnect when the pipeline ends ---------------------------------
+
+TEST(LivePipeline, ReopensAnEndedPipelineAndCountsFramesOn) {
+  SourceOptions options;
+  options.reconnect = 2;
+  options.backoff_initial_s = 0.05;
+  // 10 buffers then end of stream: each reopen gives 10 more, and every frame resets the attempt budget.
+  auto source = open_source(
+      "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48,framerate=100/1 ! videoconvert ! appsink",
+      options);
+  EXPECT_TRUE(source->live());
+  const auto start = Clock::now();
+  std::int64_t last = -1;
+  while (last < 25 && seconds_since(start) < 10) {
+    const auto frame = source->next();
+    ASSERT_TRUE(frame);
+    EXPECT_GT(frame->index, last);
+    EXPECT_EQ(frame->image.size(), cv::Size(64, 48));
+    last = frame->index;
+  }
+  EXPECT_GE(last, 25) << "frames did not continue after the pipeline ended";
+  source->stop();
+  EXPECT_FALSE(source->next());
+}
+
+// --- MJPEG over HTTP: a loopback server that can serve, stall, or die -----------------------------------------------
+
+class MjpegServer {
+ public:
+  enum class Mode { Serve, Stall };
+
+  MjpegServer() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int yes = 1;
+    ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(listener_, 8) != 0) {
+      throw std::runtime_error("test server cannot listen");
+    }
+    socklen_t length = sizeof address;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    threads_.emplace_back([this] { accept_loop(); });
+  }
+  ~MjpegServer() { die(); }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/stream.mjpg"; }
+  void set_mode(Mode mode) { mode_ = mode; }
+  int connections() const { return connections_; }
+
+  // Closes every connection and the port: the server does not come back.
+  void die() {
+    if (stopping_.exchange(true)) return;
+    {
+      std::lock_guard lock(mutex_);
+      for (const int fd : clients_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& thread : threads_) thread.join();
+    ::close(listener_);
+    for (const int fd : clients_) ::close(fd);
+  }
+
+ private:
+  void accept_loop() {
+    while (!stopping_) {
+      pollfd ready{listener_, POLLIN, 0};
+      if (::poll(&ready, 1, 20) <= 0) continue;
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      std::lock_guard lock(mutex_);
+      clients_.push_back(fd);
+      ++connections_;
+      client_threads_.emplace_back([this, fd] { serve(fd); });
+    }
+    std::vector<std::thread> clients;
+    {
+      std::lock_guard lock(mutex_);
+      clients.swap(client_threads_);
+    }
+    for (auto& thread : clients) thread.join();
+  }
+
+  bool send_all(int fd, const void* data, std::size_t size) {
+    const char* bytes = static_cast<const char*>(data);
+    while (size > 0) {
+      const ssize_t sent = ::send(fd, bytes, size, MSG_NOSIGNAL);
+      if (sent <= 0) return false;
+      bytes += sent;
+      size -= static_cast<std::size_t>(sent);
+    }
+    return true;
+  }
+
+  void serve(int fd) {
+    std::string request;
+    char buffer[1024];
+    while (request.find("\r\n\r\n") == std::string::npos && !stopping_) {
+      const ssize_t got = ::recv(fd, buffer, sizeof buffer, 0);
+      if (got <= 0) return;
+      request.append(buffer, static_cast<std::size_t>(got));
+    }
+    const std::string header =
+        "HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\nCache-Control: no-cache\r\n\r\n";
+    if (!send_all(fd, header.data(), header.size())) return;
+    for (int step = 0; !stopping_; ++step) {
+      if (mode_ == Mode::Stall) {  // the socket stays open, nothing is sent
+        std::this_thread::sleep_for(10ms);
+        continue;
+      }
+      std::vector<uchar> jpeg;
+      cv::imencode(".jpg", moving_square(160, 120, step), jpeg);
+      const std::string part = "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+                               std::to_string(jpeg.size()) + "\r\n\r\n";
+      if (!send_all(fd, part.data(), part.size()) || !send_all(fd, jpeg.data(), jpeg.size()) ||
+          !send_all(fd, "\r\n", 2)) {
+        return;
+      }
+      std::this_thread::sleep_for(20ms);  // 50 frames/s
+    }
+  }
+
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<Mode> mode_{Mode::Serve};
+  std::atomic<int> connections_{0};
+  std::mutex mutex_;
+  std::vector<int> clients_;
+  std::vector<std::thread> client_threads_;
+  std::vector<std::thread> threads_;
+};
+
+SourceOptions fast_options() {
+  SourceOptions options;
+  options.open_timeout_ms = 2000;
+  options.read_timeout_ms = 500;
+  options.reconnect = 3;
+  options.backoff_initial_s = 0.05;
+  options.backoff_max_s = 0.2;
+  return options;
+}
+
+TEST(LiveStream, KeepsOnlyTheNewestFrame) {
+  MjpegServer server;
+  auto source = open_source(server.url(), fast_options());
+  EXPECT_TRUE(source->live());
+  EXPECT_EQ(source->describe(), "stream " + server.url());
+  const auto first = source->next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->image.size(), cv::Size(160, 120));
+  EXPECT_EQ(first->source, server.url());
+  std::this_thread::sleep_for(300ms);  // a slow consumer: ~15 frames arrive meanwhile
+  const auto second = source->next();
+  ASSERT_TRUE(second);
+  EXPECT_GE(second->index - first->index, 5) << "stale buffered frames were returned";
+  const auto third = source->next();  // blocks for a frame newer than the one returned
+  ASSERT_TRUE(third);
+  EXPECT_GT(third->index, second->index);
+}
+
+TEST(LiveStream, StallTimesOutAndReconnects) {
+  MjpegServer server;
+  auto source = open_source(server.url(), fast_options());
+  const auto before = source->next();
+  ASSERT_TRUE(before);
+  server.set_mode(MjpegServer::Mode::Stall);
+  const auto start = Clock::now();
+  while (server.connections() < 2 && seconds_since(start) < 5) std::this_thread::sleep_for(10ms);
+  EXPECT_GE(server.connections(), 2) << "no reconnect after the read timeout";
+  EXPECT_GT(seconds_since(start), 0.4) << "reconnected before the read timeout";
+  server.set_mode(MjpegServer::Mode::Serve);
+  const auto after = source->next();  // frames flow again on the new connection
+  ASSERT_TRUE(after);
+  EXPECT_GT(after->index, before->index);
+}
+
+TEST(LiveStream, DeadServerIsASourceLostErrorWithinTheBound) {
+  MjpegServer server;
+  const SourceOptions options = fast_options();
+  auto source = open_source(server.url(), options);
+  ASSERT_TRUE(source->next());
+  server.die();
+  const auto start = Clock::now();
+  try {
+    while (source->next()) {
+    }
+    FAIL() << "a dead stream ended without an error";
+  } catch (const SourceLostError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("stream " + server.url() + " lost"), std::string::npos) << message;
+    EXPECT_NE(message.find("after 3 reconnect attempts"), std::string::npos) << message;
+  }
+  // The documented bound: read timeout + back-offs + attempts x (open timeout + read timeout).
+  const double backoffs = 0.05 + 0.1 + 0.2;
+  const double bound = options.read_timeout_ms / 1000.0 + backoffs +
+                       options.reconnect * (options.open_timeout_ms + options.read_timeout_ms) / 1000.0;
+  const double took = seconds_since(start);
+  EXPECT_LT(took, bound);
+  EXPECT_LT(took, 2.0) << "refused connections should fail fast";
+  EXPECT_THROW(source->next(), SourceLostError);
+}
+
+TEST(LiveStream, StopWakesABlockedNextAtOnce) {
+  MjpegServer server;
+  auto source = open_source(server.url(), fast_options());
+  ASSERT_TRUE(source->next());
+  server.set_mode(MjpegServer::Mode::Stall);
+  std::atomic<Clock::rep> stopped_at{0};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(200ms);
+    stopped_at = Clock::now().time_since_epoch().count();
+    source->stop();
+  });
+  while (source->next()) {  // frames sent before the stall, then a wait that only stop() ends
+  }
+  const auto woke = Clock::now();
+  stopper.join();
+  EXPECT_LT(std::chrono::duration<double>(woke - Clock::time_point(Clock::duration(stopped_at.load()))).count(), 0.1);
+  const auto destroying = Clock::now();
+  source.reset();  // joins the grabber, which is inside a read that times out within read_timeout
+  EXPECT_LT(seconds_since(destroying), 0.5 + 0.3);
+}
+
+}  // namespace
+}  // namespace jitvision::io
