@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from jitvision.__main__ import main
 from jitvision.mnist import data, export
 from jitvision.mnist.model import DigitNet
 from jitvision.mnist.normalize import mnist_style
@@ -100,6 +101,26 @@ def test_full_set_is_used_when_present(tmp_path):
     assert split.kind == "mnist-full"
     np.testing.assert_array_equal(split.train_images, train_images)
     np.testing.assert_array_equal(split.heldout_images, test_images)
+
+
+def test_train_command_on_a_tiny_set(tmp_path, capsys):
+    fake_set(tmp_path, data.TEST_IMAGES, data.TEST_LABELS, 50)
+    out = tmp_path / "digits.torchscript"
+    code = main(["mnist", "train", "--data-dir", str(tmp_path), "--epochs", "1", "--device", "cpu", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "index % 5 == 4" in printed and "trace: verified" in printed and "script: verified" in printed
+    _, metadata = export.load(out)
+    assert metadata["export"] == "trace"
+    assert metadata["training"] == {"data": "mnist-test-split", "description": data.SPLIT_DESCRIPTION,
+                                    "train_images": 40, "heldout_images": 10, "seed": 0, "epochs": 1}
+
+
+def test_train_command_without_data_says_so(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["mnist", "train", "--data-dir", str(missing)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0]
 
 
 TRAINING = {"data": "mnist-test-split", "description": "synthetic", "train_images": 0, "heldout_images": 20,

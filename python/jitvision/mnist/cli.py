@@ -1,7 +1,6 @@
 """``python -m jitvision mnist train|predict|samples``."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -51,7 +50,7 @@ def add_parser(subparsers) -> None:
     predict.set_defaults(func=run_predict)
 
     samples = sub.add_parser("samples", help="generate demo digit photos (no data needed)",
-                             description="Draw the digits 0-9 in several fonts as noisy photos, for the demo.")
+                             description="Draw the digits 0-9 by pen and in a font as noisy photos, for the demo.")
     samples.add_argument("--out", type=Path, required=True, help="folder to write the images into")
     samples.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     samples.add_argument("--check", action="store_true",
@@ -125,6 +124,7 @@ def write_model(model, split, cfg, out: Path, chosen: str) -> int:
 
 def run_predict(args) -> int:
     import cv2
+    import numpy as np
     from jitvision.mnist.normalize import mnist_style
     from jitvision.mnist.predict import DigitPredictor
 
@@ -134,9 +134,14 @@ def run_predict(args) -> int:
         return error(f"cannot load model {args.model}: {str(e).splitlines()[0]}", EXIT_MODEL)
     status = 0
     for path in args.images:
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        try:
+            encoded = np.fromfile(path, np.uint8)
+        except OSError as e:
+            status = error(f"cannot read image {path}: {e.strerror}", EXIT_INPUT)
+            continue
+        image = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if encoded.size else None
         if image is None:
-            status = error(f"cannot read image {path}", EXIT_INPUT)
+            status = error(f"{path} is not an image OpenCV can decode", EXIT_INPUT)
             continue
         if args.normalize:
             image = mnist_style(image)
