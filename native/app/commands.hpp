@@ -1,7 +1,9 @@
 #pragma once
 // The subcommands. Each registers its options on the CLI and runs from a filled options struct; main() owns the
 // error-to-exit-code mapping.
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -41,6 +43,32 @@ struct DetectOptions {
 };
 CLI::App* add_detect_command(CLI::App& app, DetectOptions& options);
 int run_detect(const DetectOptions& options);
+
+// What a detect run measured (for the summary and for `jitvision bench --video`).
+struct DetectSummary {
+  std::int64_t frames = 0;
+  double wall_ms = 0;          // whole command, model loading included
+  double first_result_ms = -1;  // command start to the first frame's result
+  double steady_fps = 0;       // after the first result
+  std::vector<std::pair<std::string, std::vector<double>>> stages;  // name -> per-frame ms
+  int exit_code = 0;
+};
+DetectSummary run_detect_pipeline(const DetectOptions& options);
+
+struct BenchOptions {
+  std::string model;
+  std::string device = "auto";
+  bool half = false;
+  int img = 0;
+  std::string shape;  // BxCxHxW
+  int threads = 0;
+  int warmup = 5;
+  int iters = 30;
+  std::string video;
+  bool json = false;
+};
+CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);
+int run_bench(const BenchOptions& options);
 
 struct InfoOptions {
   std::string model;

@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   auto* detect_cmd = jitvision::app::add_detect_command(app, detect);
   jitvision::app::InfoOptions info;
   auto* info_cmd = jitvision::app::add_info_command(app, info);
+  jitvision::app::BenchOptions bench;
+  auto* bench_cmd = jitvision::app::add_bench_command(app, bench);
   app.require_subcommand(0, 1);
 
   try {
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     if (*digits_cmd) return jitvision::app::run_digits(digits);
     if (*detect_cmd) return jitvision::app::run_detect(detect);
     if (*info_cmd) return jitvision::app::run_info(info);
+    if (*bench_cmd) return jitvision::app::run_bench(bench);
     std::cerr << app.help();
     return static_cast<int>(ExitCode::Usage);
   } catch (const jitvision::Error& e) {

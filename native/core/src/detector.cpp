@@ -137,7 +137,8 @@ Detections Detector::detect(const torch::Tensor& frame, StageTimes* times) {
   const auto plan = plan_for(h, w);
 
   auto t0 = Clock::now();
-  const auto input = letterbox(upload(frame), plan, dtype_);
+  const auto input = device_.is_cuda() ? letterbox(upload(frame), plan, dtype_)
+                                       : letterbox(frame, plan, dtype_, host_resize_);
   synchronize(device_);
   const double pre = ms_since(t0);
 

@@ -104,12 +104,17 @@ torch::Tensor resize_linear_u8(const torch::Tensor& image, std::int64_t out_h, s
   return out.add_(2).bitwise_right_shift_(2).clamp_(0, 255).to(torch::kUInt8);
 }
 
-torch::Tensor letterbox(const torch::Tensor& frame, const LetterboxPlan& p, torch::ScalarType dtype) {
-  const auto resized = resize_linear_u8(frame, p.resized_h, p.resized_w);
-  auto canvas = torch::full({p.out_h, p.out_w, 3}, kPadValue, frame.options());
-  canvas.slice(0, p.top, p.top + p.resized_h).slice(1, p.left, p.left + p.resized_w).copy_(resized);
-  // BGR -> RGB, HWC -> CHW, [0, 255] -> [0, 1].
-  return canvas.flip({2}).permute({2, 0, 1}).unsqueeze(0).to(dtype).div_(255.0);
+torch::Tensor letterbox(const torch::Tensor& frame, const LetterboxPlan& p, torch::ScalarType dtype,
+                        const ResizeFn& resize) {
+  const bool same_size = frame.size(0) == p.resized_h && frame.size(1) == p.resized_w;
+  const auto resized = same_size ? frame : resize(frame, p.resized_h, p.resized_w);
+  // One output allocation: the padding colour everywhere, then the picture converted straight into its window
+  // (BGR -> RGB, HWC -> CHW, [0, 255] -> [0, 1]).
+  auto input = torch::full({1, 3, p.out_h, p.out_w}, kPadValue / 255.0, frame.options().dtype(dtype));
+  auto window = input.slice(2, p.top, p.top + p.resized_h).slice(3, p.left, p.left + p.resized_w);
+  window.copy_(resized.permute({2, 0, 1}).flip({0}).unsqueeze(0));
+  window.div_(255.0);
+  return input;
 }
 
 std::int64_t round_up_to_stride(std::int64_t size, std::int64_t stride) {

@@ -59,6 +59,9 @@ class Detector {
   torch::ScalarType dtype() const { return dtype_; }
   LetterboxPlan plan_for(std::int64_t frame_h, std::int64_t frame_w) const;
 
+  // Resize used for frames on the CPU (default: the core's tensor implementation).
+  void set_host_resize(ResizeFn resize) { host_resize_ = std::move(resize); }
+
  private:
   torch::Tensor upload(const torch::Tensor& frame);
 
@@ -68,6 +71,7 @@ class Detector {
   torch::Device device_;
   torch::ScalarType dtype_;
   std::int64_t img_size_;
+  ResizeFn host_resize_ = resize_linear_u8;
   torch::Tensor pinned_;  // reused host staging buffer for CUDA uploads
   std::map<std::pair<std::int64_t, std::int64_t>, bool> warmed_;
   std::string path_;

@@ -1,6 +1,7 @@
 #pragma once
 // YOLOv5 letterbox on tensors, bit-exact with the reference detector (OpenCV's INTER_LINEAR resize, pad 114).
 #include <cstdint>
+#include <functional>
 
 #include <torch/types.h>
 
@@ -28,8 +29,13 @@ LetterboxPlan plan_letterbox(std::int64_t src_h, std::int64_t src_w, std::int64_
 // for 8-bit images: 11-bit fixed-point coefficients, and the 2x2 area average for an exact halving.
 torch::Tensor resize_linear_u8(const torch::Tensor& image_hwc, std::int64_t out_h, std::int64_t out_w);
 
+// A resize with resize_linear_u8's contract (HxWxC uint8 -> out_h x out_w x C uint8, bit-exact with OpenCV's
+// INTER_LINEAR). The app plugs OpenCV's own SIMD implementation in for frames on the CPU; the core stays OpenCV-free.
+using ResizeFn = std::function<torch::Tensor(const torch::Tensor&, std::int64_t, std::int64_t)>;
+
 // Full preprocessing: frame HxWx3 uint8 BGR (any device) -> [1, 3, out_h, out_w] RGB in [0, 1] of `dtype`.
-torch::Tensor letterbox(const torch::Tensor& frame_hwc_bgr, const LetterboxPlan& plan, torch::ScalarType dtype);
+torch::Tensor letterbox(const torch::Tensor& frame_hwc_bgr, const LetterboxPlan& plan, torch::ScalarType dtype,
+                        const ResizeFn& resize = resize_linear_u8);
 
 // Rounds an input size up to a multiple of the stride.
 std::int64_t round_up_to_stride(std::int64_t size, std::int64_t stride);
