@@ -1,10 +1,12 @@
 """The official yolov5n checkpoint end to end: safe import, export (dynamic and fixed), detection, info.
 
+The exports come from conftest's cached ``yolov5n_exports`` (made by `yolov5 import`, with and without --fixed).
+
 Needs JITVISION_DATA_DIR (weights/yolov5n.pt, images/bus.jpg, images/zidane.jpg); skipped without it.
 """
-import contextlib
-import io
+import hashlib
 import json
+import re
 import sys
 from collections import Counter
 
@@ -13,7 +15,9 @@ import pytest
 import torch
 
 from jitvision.__main__ import main
+from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.detect import detect, load_detector
+from jitvision.yolov5.torchscript import load_torchscript
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,42 +45,37 @@ def run_cli(capsys, *argv):
     return code, captured.out, captured.err
 
 
-@pytest.fixture(scope="module")
-def exports(weights, tmp_path_factory):
-    """Both exports, made once through the command line: {"dynamic": (path, stdout), "fixed": ...}."""
-    folder = tmp_path_factory.mktemp("yolov5n")
-    made = {}
-    for kind, extra in (("dynamic", []), ("fixed", ["--fixed"])):
-        path = folder / f"yolov5n-{kind}.torchscript"
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            code = main(["yolov5", "import", str(weights), "--out", str(path), *extra])
-        assert code == 0, printed.getvalue()
-        made[kind] = (path, printed.getvalue())
-    return made
-
-
 def detections(capsys, model, *sources):
     code, out, err = run_cli(capsys, "yolov5", "detect", "--model", model, "--source", *sources, "--json")
     assert code == 0, err
     return [json.loads(line) for line in out.splitlines()]
 
 
-def test_import_runs_nothing_from_the_checkpoint(exports):
+def test_import_runs_nothing_from_the_checkpoint(weights):
+    imported = import_checkpoint(str(weights))
+    assert imported.model.nc == 80 and imported.model.names[:2] == ["person", "bicycle"]
+    assert imported.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert "models" not in sys.modules and "models.yolo" not in sys.modules
 
 
-def test_exports_report_and_record_their_verification(exports):
-    for kind, (path, printed) in exports.items():
-        assert "max abs diff" in printed and " in " in printed
-        meta = load_detector(str(path))
-        assert meta.kind == "jitvision"
-    _, printed = exports["dynamic"]
-    assert "384x640" in printed and "320x256" in printed
+def test_import_command_reports_time_and_verification(capsys, weights, tmp_path):
+    code, out, err = run_cli(capsys, "yolov5", "import", weights, "--out", tmp_path / "n64.torchscript", "--img", "64")
+    assert code == 0, err
+    assert re.search(r"exported .*n64\.torchscript \(dynamic size, rect letterbox\) in \d+\.\d s", out)
+    assert "verified TorchScript vs eager at 64x64, 32x64, 32x32 (batch 2): max abs diff 0 " in out
 
 
-def test_bus_and_zidane(capsys, exports, images):
-    records = detections(capsys, exports["dynamic"][0], images["bus"], images["zidane"])
+def test_exports_record_their_verification(yolov5n_exports, weights):
+    sizes = {"dynamic": [[640, 640], [384, 640], [320, 256]], "fixed": [[640, 640]]}
+    for kind, path in yolov5n_exports.items():
+        meta = json.loads(load_torchscript(str(path))[1]["jitvision.json"])
+        assert meta["verification"]["sizes"] == sizes[kind] and meta["verification"]["max_abs_diff"] <= 1e-4
+        assert meta["dynamic"] == (kind == "dynamic") and meta["source"]["file"] == "yolov5n.pt"
+        assert meta["source"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_bus_and_zidane(capsys, yolov5n_exports, images):
+    records = detections(capsys, yolov5n_exports["dynamic"], images["bus"], images["zidane"])
     assert [(r["frame"], r["shape"]) for r in records] == [(0, [1080, 810]), (0, [720, 1280])]
     bus, zidane = (Counter(d["name"] for d in r["detections"]) for r in records)
     assert bus == {"person": 4, "bus": 1}
@@ -88,18 +87,18 @@ def test_bus_and_zidane(capsys, exports, images):
     assert best["name"] == "person" and best["xyxy"] == pytest.approx([742.7, 39.6, 1154.5, 715.1], abs=2.0)
 
 
-def test_checkpoint_and_its_export_give_the_same_boxes(exports, images):
+def test_checkpoint_and_its_export_give_the_same_boxes(yolov5n_exports, images):
     image = cv2.imread(str(images["zidane"]))
     from_pt = detect(load_detector(str(images["zidane"].parents[1] / "weights" / "yolov5n.pt")), image)
-    from_ts = detect(load_detector(str(exports["dynamic"][0])), image)
+    from_ts = detect(load_detector(str(yolov5n_exports["dynamic"])), image)
     assert [d["cls"] for d in from_pt] == [d["cls"] for d in from_ts]
     for a, b in zip(from_pt, from_ts):
         assert a["conf"] == pytest.approx(b["conf"], abs=1e-4)
         assert a["xyxy"] == pytest.approx(b["xyxy"], abs=1e-2)
 
 
-def test_fixed_export_uses_the_square_letterbox(capsys, exports, images):
-    path = exports["fixed"][0]
+def test_fixed_export_uses_the_square_letterbox(capsys, yolov5n_exports, images):
+    path = yolov5n_exports["fixed"]
     detector = load_detector(str(path))
     assert not detector.rect and detector.input_shape(None) == (640, 640)
     code, _, err = run_cli(capsys, "yolov5", "detect", "--model", path, "--source", images["bus"], "--img", "320")
@@ -108,20 +107,20 @@ def test_fixed_export_uses_the_square_letterbox(capsys, exports, images):
     assert Counter(d["name"] for d in record["detections"])["person"] >= 3
 
 
-def test_video_frames_are_numbered(capsys, exports, images, tmp_path):
+def test_video_frames_are_numbered(capsys, yolov5n_exports, images, tmp_path):
     image = cv2.imread(str(images["bus"]))
     video = tmp_path / "bus.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (image.shape[1], image.shape[0]))
     for _ in range(3):
         writer.write(image)
     writer.release()
-    records = detections(capsys, exports["dynamic"][0], video)
+    records = detections(capsys, yolov5n_exports["dynamic"], video)
     assert [r["frame"] for r in records] == [0, 1, 2]
     assert all(Counter(d["name"] for d in r["detections"])["bus"] == 1 for r in records)
 
 
-def test_info_on_both_exports(capsys, exports):
-    for kind, (path, _) in exports.items():
+def test_info_on_both_exports(capsys, yolov5n_exports):
+    for kind, path in yolov5n_exports.items():
         code, out, _ = run_cli(capsys, "info", path, "--json")
         assert code == 0
         info = json.loads(out)

@@ -94,7 +94,8 @@ def detect(detector: Detector, image_bgr: np.ndarray, img: Optional[int] = None,
     padded, _ = letterbox(image_bgr, detector.input_shape(img), detector.stride, detector.rect)
     x = to_input_tensor(padded, detector.dtype)
     with torch.no_grad():
-        rows = detector.module(x)[0][0]
+        out = detector.module(x)
+    rows = (out[0] if isinstance(out, (tuple, list)) else out)[0]  # contract: (rows,); a bare tensor also works
     found = non_max_suppression(rows, conf, iou, classes, max_det)
     found[:, :4] = scale_boxes(found[:, :4], padded.shape[:2], image_bgr.shape[:2])
     return [{"cls": int(c), "name": detector.names[int(c)], "conf": float(s), "xyxy": [float(v) for v in box]}
