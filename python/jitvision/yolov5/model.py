@@ -246,7 +246,7 @@ class Yolov5(nn.Module):
         self.save = sorted({j % layer.i for layer in self.model
                             for j in ([layer.f] if isinstance(layer.f, int) else layer.f) if j != -1})
         detect = self.detect
-        probe = 256
+        probe = 256  # strides follow from the feature map sizes of one forward at probe x probe
         training = self.training
         self.eval()
         with torch.no_grad():
