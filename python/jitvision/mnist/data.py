@@ -100,6 +100,8 @@ def read_pair(data_dir: Path, images_name: str, labels_name: str) -> tuple[np.nd
     if missing:
         raise MnistDataError(f"{data_dir} has no {' or '.join(missing)} (raw or .gz)")
     images, labels = read_idx_images(images_path), read_idx_labels(labels_path)
+    if images.shape[1:] != (28, 28):
+        raise MnistDataError(f"{images_path} holds {images.shape[1]}x{images.shape[2]} images, MNIST's are 28x28")
     if len(images) != len(labels):
         raise MnistDataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     return images, labels
