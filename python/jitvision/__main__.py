@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     from jitvision.mnist import cli as mnist_cli
     from jitvision.yolov5 import cli as yolov5_cli
     from jitvision import info as info_cli
+    from jitvision.data import cli as data_cli
 
     parser = argparse.ArgumentParser(prog="python -m jitvision",
                                      description="Train, export and check TorchScript models for the jitvision app.")
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     mnist_cli.add_parser(sub)
     yolov5_cli.add_parser(sub)
     info_cli.add_parser(sub)
+    data_cli.add_parser(sub)
     return parser
 
 
