@@ -1,9 +1,10 @@
-"""``python -m jitvision yolov5 {import,detect}``."""
+"""``python -m jitvision yolov5 {import,detect,train,val}``."""
 import functools
 import sys
 import time
 
 from jitvision.yolov5.errors import Yolov5Error
+from jitvision.yolov5.training_cli import add_training_commands
 
 
 def _reports_errors(run):
@@ -95,4 +96,6 @@ def add_parser(subparsers) -> None:
     det.add_argument("--max-det", type=int, default=1000, help="most boxes per image (default 1000)")
     det.add_argument("--json", action="store_true", help="one JSON line per frame")
     det.set_defaults(func=run_detect)
+
+    add_training_commands(commands)
 
