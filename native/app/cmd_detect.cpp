@@ -17,6 +17,7 @@
 #include "bounded_queue.hpp"
 #include "commands.hpp"
 #include "jitvision/core/detector.hpp"
+#include "jitvision/core/digits.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/image.hpp"
@@ -62,7 +63,38 @@ struct Result {
   io::Frame frame;
   Detections detections;
   StageTimes times;
+  std::vector<DigitResult> reads;  // one per detection when a digit reader is set
+  double read_ms = 0;
 };
+
+// Reads the digit inside each detection: the crop (with a small margin, since the ink box is found again) is
+// normalised MNIST-style and classified in one batch. A crop with no ink gets digit -1.
+std::vector<DigitResult> read_digits(const DigitClassifier& reader, const cv::Mat& frame, const Detections& dets) {
+  std::vector<DigitResult> reads(dets.size());
+  std::vector<torch::Tensor> crops;
+  std::vector<std::size_t> which;
+  for (std::size_t i = 0; i < dets.size(); ++i) {
+    const auto& d = dets[i];
+    const float mx = 0.04f * (d.x2 - d.x1), my = 0.04f * (d.y2 - d.y1);
+    const int x1 = std::clamp(static_cast<int>(std::floor(d.x1 - mx)), 0, frame.cols);
+    const int y1 = std::clamp(static_cast<int>(std::floor(d.y1 - my)), 0, frame.rows);
+    const int x2 = std::clamp(static_cast<int>(std::ceil(d.x2 + mx)), 0, frame.cols);
+    const int y2 = std::clamp(static_cast<int>(std::ceil(d.y2 + my)), 0, frame.rows);
+    if (x2 - x1 < 2 || y2 - y1 < 2) continue;
+    const cv::Mat crop = frame(cv::Rect(x1, y1, x2 - x1, y2 - y1));
+    try {
+      crops.push_back(normalize_digit(as_tensor(ImageView{crop.data, crop.rows, crop.cols, crop.channels(), crop.step[0]})));
+      which.push_back(i);
+    } catch (const InputError&) {
+      // blank crop: leave this detection unread
+    }
+  }
+  if (!crops.empty()) {
+    const auto results = reader.classify(torch::stack(crops));
+    for (std::size_t k = 0; k < which.size(); ++k) reads[which[k]] = results[k];
+  }
+  return reads;
+}
 
 // Everything the three threads share.
 class Pipeline {
@@ -130,13 +162,18 @@ void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& 
   p.frames.close();
 }
 
-void inference_loop(Pipeline& p, Detector& detector) {
+void inference_loop(Pipeline& p, Detector& detector, const DigitClassifier* reader) {
   try {
     while (auto item = p.frames.pop()) {
       const auto& m = item->frame.image;
       const auto tensor = as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]});
       Result r;
       r.detections = detector.detect(tensor, &r.times);
+      if (reader) {
+        Stopwatch sw;
+        r.reads = read_digits(*reader, m, r.detections);
+        r.read_ms = sw.elapsed_ms();
+      }
       r.frame = std::move(item->frame);
       if (!p.results.push(std::move(r))) break;
     }
@@ -153,13 +190,20 @@ void inference_loop(Pipeline& p, Detector& detector) {
   p.results.close();
 }
 
+std::string class_name(int cls, const std::vector<std::string>& names) {
+  return cls >= 0 && cls < static_cast<int>(names.size()) ? names[cls] : std::to_string(cls);
+}
+
 nlohmann::json result_json(const Result& r, const std::vector<std::string>& names) {
   auto dets = nlohmann::json::array();
-  for (const auto& d : r.detections) {
-    dets.push_back({{"cls", d.cls},
-                    {"name", d.cls < static_cast<int>(names.size()) ? names[d.cls] : std::to_string(d.cls)},
-                    {"conf", d.conf},
-                    {"xyxy", {d.x1, d.y1, d.x2, d.y2}}});
+  for (std::size_t i = 0; i < r.detections.size(); ++i) {
+    const auto& d = r.detections[i];
+    nlohmann::json det{{"cls", d.cls}, {"name", class_name(d.cls, names)}, {"conf", d.conf}, {"xyxy", {d.x1, d.y1, d.x2, d.y2}}};
+    if (!r.reads.empty()) {
+      det["digit"] = r.reads[i].digit;
+      det["digit_prob"] = r.reads[i].prob;
+    }
+    dets.push_back(std::move(det));
   }
   return {{"source", r.frame.source},
           {"frame", r.frame.index},
@@ -189,17 +233,22 @@ CLI::App* add_detect_command(CLI::App& app, DetectOptions& o) {
   cmd->add_option("--device", o.device, "auto (CUDA if available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
+  cmd->add_option("--classes", o.classes, "Keep only these class indices, e.g. 0,2")->delimiter(',');
+  cmd->add_option("--json", o.json, "Write one JSON line per frame to FILE, or - for standard output");
+  add_stream_options(cmd, o);
+  return cmd;
+}
+
+void add_stream_options(CLI::App* cmd, DetectOptions& o) {
   cmd->add_flag("--half", o.half, "FP16 inference (CUDA only; ignored with a warning on the CPU)");
   cmd->add_option("--img", o.img, "Inference size in pixels (longest side; rounded up to the stride). Default: the model's")
       ->check(CLI::Range(32, 8192));
   cmd->add_option("--conf", o.conf, "Confidence threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd->add_option("--iou", o.iou, "NMS IoU threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd->add_option("--classes", o.classes, "Keep only these class indices, e.g. 0,2")->delimiter(',');
   cmd->add_option("--max-det", o.max_det, "Maximum detections per frame")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_flag("--show", o.show, "Show a window with the detections (needs a display; q or Esc quits)");
   cmd->add_option("--save-dir", o.save_dir, "Save annotated images here (video frames as <name>_<frame>.jpg)");
   cmd->add_option("--save-video", o.save_video, "Write all annotated frames into one video file (.mp4, .avi, .mkv)");
-  cmd->add_option("--json", o.json, "Write one JSON line per frame to FILE, or - for standard output");
   cmd->add_option("--max-frames", o.max_frames, "Stop each source after N frames (0: no limit)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--reconnect", o.reconnect, "Reopen attempts when a live source drops, with back-off")
       ->check(CLI::Range(0, 1000))->capture_default_str();
@@ -209,7 +258,6 @@ CLI::App* add_detect_command(CLI::App& app, DetectOptions& o) {
       ->check(CLI::Range(100, 600000))->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads for inference (0: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_flag("--quiet", o.quiet, "Print no summary");
-  return cmd;
 }
 
 DetectSummary run_detect_pipeline(const DetectOptions& o) {
@@ -233,6 +281,8 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   }
   Detector detector(load_model(o.model), device, dopt);
   detector.set_host_resize(opencv_resize);
+  std::unique_ptr<DigitClassifier> reader;
+  if (!o.reader_model.empty()) reader = std::make_unique<DigitClassifier>(load_model(o.reader_model), device);
   const auto& contract = detector.contract();
   if (o.img > 0 && !contract.dynamic && o.img != detector.img_size()) {
     report_warning("model " + o.model + " has a fixed input of " + std::to_string(contract.input_h) + "x" +
@@ -259,9 +309,9 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   g_signal = 0;
   install_stop_handlers();
   Pipeline p;
-  TimingStats capture_ms, pre_ms, inf_ms, post_ms, out_ms;
+  TimingStats capture_ms, pre_ms, inf_ms, post_ms, read_ms, out_ms;
   std::thread capture([&] { capture_loop(p, o, so, capture_ms); });
-  std::thread inference([&] { inference_loop(p, detector); });
+  std::thread inference([&] { inference_loop(p, detector, reader.get()); });
 
   std::int64_t frames = 0;
   double first_result_ms = -1;
@@ -285,13 +335,21 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
       pre_ms.add(r->times.preprocess_ms);
       inf_ms.add(r->times.inference_ms);
       post_ms.add(r->times.postprocess_ms);
+      if (reader) read_ms.add(r->read_ms);
       if (json) json->write_line(result_json(*r, contract.names).dump());
       if (need_drawing) {
         const double frame_ms = last_frame.elapsed_ms();
         last_frame.restart();
         cv::Mat& canvas = r->frame.image;
+        std::vector<std::string> labels;
+        for (std::size_t i = 0; i < r->reads.size(); ++i) {
+          const auto& d = r->detections[i];
+          const auto& read = r->reads[i];
+          labels.push_back((read.digit >= 0 ? std::to_string(read.digit) + " read " + fmt(read.prob, 2) : "? ") +
+                           " det " + class_name(d.cls, contract.names) + " " + fmt(d.conf, 2));
+        }
         io::draw_detections(canvas, r->detections, contract.names,
-                            window && frames > 0 ? fmt(1000.0 / std::max(frame_ms, 1e-3)) + " FPS" : "");
+                            window && frames > 0 ? fmt(1000.0 / std::max(frame_ms, 1e-3)) + " FPS" : "", labels);
         if (image_dir) {
           image_dir->write(canvas, r->frame.source, r->frame.index,
                            io::classify_source(r->frame.source) == io::SourceKind::ImageFiles);
@@ -329,6 +387,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
                     {"preprocess", pre_ms.samples()},
                     {"inference", inf_ms.samples()},
                     {"postprocess", post_ms.samples()},
+                    {"read", read_ms.samples()},
                     {"output", out_ms.samples()}};
   summary.exit_code = p.exit_code.load();
   if (!o.quiet) {
@@ -339,7 +398,8 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
     if (first_result_ms >= 0) std::cerr << ", first result after " << fmt(first_result_ms / 1000.0, 2) << " s";
     std::cerr << "\njitvision: per-frame ms (median/p90): " << stage("capture", capture_ms) << ", "
               << stage("preprocess", pre_ms) << ", " << stage("inference", inf_ms) << ", "
-              << stage("postprocess", post_ms) << ", " << stage("output", out_ms) << std::endl;
+              << stage("postprocess", post_ms) << ", " << (reader ? stage("read digits", read_ms) + ", " : "")
+              << stage("output", out_ms) << std::endl;
     if (g_signal) std::cerr << "jitvision: stopped by signal " << g_signal << std::endl;
   }
   return summary;

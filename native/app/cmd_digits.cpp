@@ -41,12 +41,25 @@ CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
       ->capture_default_str();
   cmd->add_flag("--json", o.json, R"(One JSON object per line: {"source", "digit", "prob", "probs"})");
   cmd->add_option("--batch", o.batch, "Images per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
-  cmd->add_option("inputs", o.inputs, "Image files, directories (their images, sorted) or quoted globs ('dir/*.png')")
-      ->required();
+  cmd->add_option("inputs", o.inputs, "Image files, directories (their images, sorted) or quoted globs ('dir/*.png')");
+  cmd->add_option("--source", o.live.sources,
+                  "Live mode: read every digit in video frames, cameras, streams or scenes (any detect source); repeatable");
+  cmd->add_option("--detector", o.detector, "Live mode: digit detector (default: the bundled models/digits_yolov5n.torchscript)");
+  add_stream_options(cmd, o.live);
   return cmd;
 }
 
 int run_digits(const DigitsOptions& o) {
+  if (!o.live.sources.empty()) {
+    if (!o.inputs.empty()) throw UsageError("give either digit images or --source (live mode), not both");
+    DetectOptions live = o.live;
+    live.model = o.detector.empty() ? bundled_model_path("digits_yolov5n.torchscript") : o.detector;
+    live.reader_model = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
+    live.device = o.device;
+    live.json = o.json ? "-" : "";
+    return run_detect(live);
+  }
+  if (o.inputs.empty()) throw UsageError("nothing to read: give digit images, directories or globs, or --source");
   const auto device = resolve_device(parse_device_choice(o.device));
   const std::string model_path = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
   const DigitClassifier classifier(load_model(model_path), device);

@@ -10,16 +10,6 @@
 
 namespace jitvision::app {
 
-struct DigitsOptions {
-  std::string model;
-  std::string device = "auto";
-  bool json = false;
-  int batch = 64;
-  std::vector<std::string> inputs;
-};
-CLI::App* add_digits_command(CLI::App& app, DigitsOptions& options);
-int run_digits(const DigitsOptions& options);
-
 struct DetectOptions {
   std::string model;
   std::vector<std::string> sources;
@@ -40,7 +30,23 @@ struct DetectOptions {
   int read_timeout_ms = 5000;
   int threads = 0;  // 0: LibTorch's default (all cores)
   bool quiet = false;
+  std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
 };
+
+// The options `detect` and live `digits` share (inference size, thresholds, outputs, live-source behaviour).
+void add_stream_options(CLI::App* cmd, DetectOptions& options);
+
+struct DigitsOptions {
+  std::string model;
+  std::string device = "auto";
+  bool json = false;
+  int batch = 64;
+  std::vector<std::string> inputs;
+  std::string detector;   // live mode: the digit detector (default: the bundled one)
+  DetectOptions live;     // live mode: --source and the stream options
+};
+CLI::App* add_digits_command(CLI::App& app, DigitsOptions& options);
+int run_digits(const DigitsOptions& options);
 CLI::App* add_detect_command(CLI::App& app, DetectOptions& options);
 int run_detect(const DetectOptions& options);
 

@@ -27,6 +27,7 @@ torch::Tensor to_grey(const torch::Tensor& image) {
 
 std::pair<std::int64_t, std::int64_t> extent(const torch::Tensor& any_along) {
   const auto idx = torch::nonzero(any_along).flatten();
+  if (idx.numel() == 0) throw InputError("no digit found: nothing stands out from the background noise");
   return {idx.min().item<std::int64_t>(), idx.max().item<std::int64_t>() + 1};
 }
 

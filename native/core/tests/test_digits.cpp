@@ -85,6 +85,15 @@ TEST(NormalizeDigit, BlankImageIsAnInputError) {
   EXPECT_THROW(normalize_digit(torch::full({40, 40, 3}, 0, torch::kUInt8)), InputError);
 }
 
+TEST(NormalizeDigit, PureNoiseIsAnInputErrorNotACrash) {
+  torch::manual_seed(3);
+  const auto noise = (torch::randn({60, 60, 3}) * 40 + 128).clamp(0, 255).to(torch::kUInt8);
+  try {
+    normalize_digit(noise);  // may find a speck of "ink"; must never throw anything but InputError
+  } catch (const InputError&) {
+  }
+}
+
 TEST(NormalizeDigit, TinyImageWorks) {
   const auto field = normalize_digit(canvas(3, 3, 0, 255, 1, 1, 2, 2));  // a single pixel of ink
   EXPECT_EQ(field.sizes(), (std::vector<std::int64_t>{28, 28}));

@@ -88,12 +88,13 @@ cv::Scalar class_colour(int cls) {
 }
 
 void draw_detections(cv::Mat& image, const Detections& detections, const std::vector<std::string>& names,
-                     const std::string& status) {
+                     const std::string& status, const std::vector<std::string>& labels) {
   const int side = std::max(image.cols, image.rows);
   const int line = std::max(1, static_cast<int>(std::lround(side / 500.0)));
   const double scale = std::max(0.4, side / 1600.0);
   const int text_thickness = std::max(1, line / 2);
-  for (const auto& d : detections) {
+  for (std::size_t i = 0; i < detections.size(); ++i) {
+    const auto& d = detections[i];
     const cv::Scalar colour = class_colour(d.cls);
     const cv::Point p1(static_cast<int>(std::lround(d.x1)), static_cast<int>(std::lround(d.y1)));
     const cv::Point p2(static_cast<int>(std::lround(d.x2)), static_cast<int>(std::lround(d.y2)));
@@ -102,7 +103,8 @@ void draw_detections(cv::Mat& image, const Detections& detections, const std::ve
     const bool named = d.cls >= 0 && static_cast<std::size_t>(d.cls) < names.size();
     char conf[16];
     std::snprintf(conf, sizeof conf, " %.2f", d.conf);
-    const std::string text = (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
+    const std::string text = i < labels.size() ? labels[i]
+                                               : (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
     int baseline = 0;
     const int label_h = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, text_thickness, &baseline).height +
                         baseline + 2 * std::max(2, text_thickness + 1);
