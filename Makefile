@@ -50,11 +50,21 @@ configure: system-deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
+DEMO := $(BUILD)/demo
 demo: build
-	@echo "== generating sample digit photos (no external data needed)"
-	$(PY) -m jitvision mnist samples --out $(BUILD)/demo/digits
-	@echo "== jitvision digits $(BUILD)/demo/digits"
-	$(BUILD)/jitvision digits $(BUILD)/demo/digits
+	@echo "== generating sample inputs (no external data needed; MNIST digits are used when JITVISION_DATA_DIR has them)"
+	$(PY) -m jitvision mnist samples --out $(DEMO)/digits
+	$(PY) -m jitvision data digits-video --out $(DEMO)/scene.mp4 --truth $(DEMO)/scene-truth.jsonl --frames 90
+	@echo "== jitvision digits: one handwritten digit per photo"
+	$(BUILD)/jitvision digits $(DEMO)/digits
+	@echo "== jitvision detect: the bundled digit detector on a generated video"
+	$(BUILD)/jitvision detect --model models/digits_yolov5n.torchscript --source $(DEMO)/scene.mp4 \
+	  --json $(DEMO)/detect.jsonl --save-video $(DEMO)/detect.mp4
+	@echo "== jitvision digits --source: detector finds the digits, the MNIST model reads each one"
+	$(BUILD)/jitvision digits --source $(DEMO)/scene.mp4 --json --save-video $(DEMO)/digits-read.mp4 \
+	  > $(DEMO)/digits-read.jsonl
+	@$(PY) -m jitvision.demo_report $(DEMO)
+	@echo "== annotated videos: $(DEMO)/detect.mp4 $(DEMO)/digits-read.mp4 (add --show to watch live)"
 
 unit-test: build
 	cd $(BUILD) && ctest --output-on-failure

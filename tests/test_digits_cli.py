@@ -5,10 +5,12 @@ import json
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from jitvision.mnist.data import load_heldout
+from jitvision.mnist.normalize import mnist_style
 from jitvision.mnist.photos import write_digit_photos, write_digit_pngs
 from jitvision.mnist.predict import DigitPredictor
 from jitvision.samples import write_samples
@@ -119,3 +121,17 @@ def test_digits_help_lists_its_options(run_cli):
     assert result.returncode == 0, result.stderr
     for option in ("--model", "--device", "--json"):
         assert option in result.stdout
+
+
+def test_photos_agree_with_the_python_reference_normalisation(run_cli, heldout500, tmp_path):
+    """The C++ normaliser and its Python reference (mnist_style) read the same photos the same way."""
+    written = write_digit_photos(*heldout500, tmp_path, seed=1)
+    by_name = {Path(r["source"]).name: r for r in run_json(run_cli, tmp_path)}
+    predictor = DigitPredictor(Path(__file__).resolve().parents[1] / "models" / "mnist.torchscript")
+    images = np.stack([mnist_style(cv2.imread(str(p))) for p, _ in written])
+    probs = predictor.probabilities(images)
+    cpp = np.array([by_name[p.name]["digit"] for p, _ in written])
+    agreement = float(np.mean(cpp == probs.argmax(1)))
+    assert agreement >= 0.998, f"C++ and Python normalisation agree on only {agreement:.3%} of the photos"
+    cpp_probs = np.array([by_name[p.name]["prob"] for p, _ in written])
+    assert np.median(np.abs(cpp_probs - probs.max(1))) < 1e-3

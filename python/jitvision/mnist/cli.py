@@ -125,7 +125,7 @@ def write_model(model, split, cfg, out: Path, chosen: str) -> int:
 def run_predict(args) -> int:
     import cv2
     import numpy as np
-    from jitvision.mnist.normalize import mnist_style
+    from jitvision.mnist.normalize import BlankImage, mnist_style
     from jitvision.mnist.predict import DigitPredictor
 
     try:
@@ -139,12 +139,17 @@ def run_predict(args) -> int:
         except OSError as e:
             status = error(f"cannot read image {path}: {e.strerror}", EXIT_INPUT)
             continue
-        image = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if encoded.size else None
+        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR if args.normalize else cv2.IMREAD_GRAYSCALE) \
+            if encoded.size else None
         if image is None:
             status = error(f"{path} is not an image OpenCV can decode", EXIT_INPUT)
             continue
         if args.normalize:
-            image = mnist_style(image)
+            try:
+                image = mnist_style(image)
+            except BlankImage as e:
+                status = error(f"{path}: {e}", EXIT_INPUT)
+                continue
         elif image.shape != (28, 28):
             status = error(f"{path} is {image.shape[1]}x{image.shape[0]}, not 28x28: use --normalize", EXIT_INPUT)
             continue

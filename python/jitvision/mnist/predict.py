@@ -20,8 +20,8 @@ class DigitPredictor:
         self.labels = self.metadata["labels"]
 
     def probabilities(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        """uint8 [N, 28, 28] light-on-dark digits -> softmax probabilities [N, classes]."""
-        x = torch.as_tensor(np.asarray(images, np.uint8)).float().unsqueeze(1)
+        """[N, 28, 28] light-on-dark digits, pixel values 0..255 (uint8 or float) -> probabilities [N, classes]."""
+        x = torch.as_tensor(np.asarray(images)).float().unsqueeze(1)
         x = (x / self.scale - self.mean) / self.std
         with torch.no_grad():
             logits = [self.module(b.to(self.device)).float().cpu() for b in x.split(batch_size)]
