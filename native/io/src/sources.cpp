@@ -170,16 +170,28 @@ using Opener = std::function<std::unique_ptr<cv::VideoCapture>()>;  // nullptr w
 
 // A backend call (open or read) that has not returned this long after its own timeout is taken as hung: some
 // backends (GStreamer in OpenCV 4.6) have no read timeout at all.
-constexpr Seconds kHungGrace{2.0};
+constexpr Seconds kHungGrace{1.0};
+
+std::string seconds_text(Seconds duration) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", duration.count());
+  return text;
+}
 
 // Owned jointly by the source and its grabber thread, so a thread stuck in a backend call can be left behind safely.
 struct Grabber {
-  Grabber(std::string label_, Opener open_, SourceOptions options_, std::unique_ptr<cv::VideoCapture> first)
-      : label(std::move(label_)), open(std::move(open_)), options(options_), capture(std::move(first)) {}
+  Grabber(std::string label_, Opener open_, SourceOptions options_, int read_limit_ms_,
+          std::unique_ptr<cv::VideoCapture> first)
+      : label(std::move(label_)),
+        open(std::move(open_)),
+        options(options_),
+        read_limit_ms(read_limit_ms_),
+        capture(std::move(first)) {}
 
   const std::string label;
   const Opener open;
   const SourceOptions options;
+  const int read_limit_ms;  // the longest a read may block in this backend
   std::unique_ptr<cv::VideoCapture> capture;  // touched by the grabber thread only
 
   std::mutex mutex;
@@ -187,7 +199,7 @@ struct Grabber {
   cv::Mat latest;
   std::int64_t captured = 0;  // frames captured so far; the newest has index captured - 1
   bool stopping = false;
-  bool finished = false;
+  bool finished = false;  // the thread is done: stopped, or `lost` is set
   std::string lost;                              // set when the reconnect budget is spent
   Clock::time_point call_started;
   std::optional<Clock::time_point> call_limit;  // while in a backend call: when it should have returned
@@ -208,7 +220,7 @@ struct Grabber {
   }
 
   bool read_frame(cv::Mat& frame) {
-    return timed_call(options.read_timeout_ms, [&] {
+    return timed_call(read_limit_ms, [&] {
       try {
         return capture->read(frame) && !frame.empty();
       } catch (const cv::Exception&) {
@@ -230,11 +242,12 @@ struct Grabber {
     while (true) {
       cv::Mat frame;  // a fresh buffer each time: the consumer may still hold the previous one
       const bool ok = read_frame(frame);
+      if (ok) frame = to_bgr(frame);
       {
         std::lock_guard lock(mutex);
         if (stopping) break;
         if (ok) {
-          latest = to_bgr(frame);
+          latest = frame;
           ++captured;
           attempts = 0;
           last_frame = Clock::now();
@@ -245,11 +258,9 @@ struct Grabber {
       capture.reset();
       while (!capture) {
         if (attempts >= options.reconnect) {
-          const auto silent = Seconds(Clock::now() - last_frame).count();
-          char seconds[32];
-          std::snprintf(seconds, sizeof seconds, "%.1f", silent);
+          const auto silent = seconds_text(Clock::now() - last_frame);
           std::lock_guard lock(mutex);
-          lost = label + " lost: no frame for " + seconds + " s after " + std::to_string(attempts) +
+          lost = label + " lost: no frame for " + silent + " after " + std::to_string(attempts) +
                  " reconnect attempt" + (attempts == 1 ? "" : "s");
           break;
         }
@@ -268,18 +279,20 @@ struct Grabber {
 
 class LiveSource final : public FrameSource {
  public:
-  LiveSource(std::string label, std::string source, Opener open, const SourceOptions& options,
+  LiveSource(std::string label, std::string source, Opener open, const SourceOptions& options, int read_limit_ms,
              std::unique_ptr<cv::VideoCapture> first)
       : source_(std::move(source)), fps_(plausible_fps(*first)) {
-    grabber_ = std::make_shared<Grabber>(std::move(label), std::move(open), options, std::move(first));
+    grabber_ = std::make_shared<Grabber>(std::move(label), std::move(open), options, read_limit_ms,
+                                         std::move(first));
     thread_ = std::thread([g = grabber_] { g->run(); });
   }
 
   ~LiveSource() override {
     stop();
     std::unique_lock lock(grabber_->mutex);
-    // A read in progress returns within its timeout; only a hung backend call is left behind (detached).
-    const auto deadline = grabber_->call_limit.value_or(Clock::now() + std::chrono::milliseconds(100));
+    // A backend call in progress returns within its timeout; only a hung one is left behind (detached).
+    const auto deadline =
+        grabber_->call_limit.value_or(Clock::now() + std::chrono::duration_cast<Clock::duration>(kHungGrace));
     const bool done = grabber_->changed.wait_until(lock, deadline, [&] { return grabber_->finished; });
     lock.unlock();
     if (done) {
@@ -299,11 +312,9 @@ class LiveSource final : public FrameSource {
         return Frame{g.latest, source_, g.captured - 1};
       }
       if (!g.lost.empty()) throw SourceLostError(g.lost);
-      if (g.finished) return std::nullopt;
       if (g.call_limit && Clock::now() >= *g.call_limit) {
-        const auto hung_s = static_cast<int>(Seconds(Clock::now() - g.call_started).count());
-        throw SourceLostError(g.label + " lost: the capture backend hung (no return for " + std::to_string(hung_s) +
-                              " s)");
+        throw SourceLostError(g.label + " lost: the capture backend hung (no return for " +
+                              seconds_text(Clock::now() - g.call_started) + ")");
       }
       g.changed.wait_for(lock, std::chrono::milliseconds(50));
     }
@@ -336,23 +347,51 @@ std::unique_ptr<cv::VideoCapture> open_capture(const std::function<void(cv::Vide
   return capture;
 }
 
-std::unique_ptr<FrameSource> open_live(const std::string& label, const std::string& source, const Opener& open,
-                                       const SourceOptions& options, const std::string& failure) {
-  auto first = open();
-  if (!first) throw InputError(failure);
-  return std::make_unique<LiveSource>(label, source, open, options, std::move(first));
+// The first open runs on its own thread, so a backend that never returns (a GStreamer pipeline that never
+// prerolls) cannot hang the caller: after open_timeout + kHungGrace it is left behind, and this throws.
+std::unique_ptr<cv::VideoCapture> open_first(const Opener& open, const SourceOptions& options,
+                                             const std::string& label) {
+  struct Attempt {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<std::unique_ptr<cv::VideoCapture>> capture;
+  };
+  auto attempt = std::make_shared<Attempt>();
+  std::thread([attempt, open] {
+    auto capture = open();
+    std::lock_guard lock(attempt->mutex);
+    attempt->capture = std::move(capture);
+    attempt->done.notify_all();
+  }).detach();
+  const auto limit = std::chrono::milliseconds(options.open_timeout_ms) +
+                     std::chrono::duration_cast<Clock::duration>(kHungGrace);
+  std::unique_lock lock(attempt->mutex);
+  if (!attempt->done.wait_for(lock, limit, [&] { return attempt->capture.has_value(); })) {
+    throw InputError(label + " did not open within " + seconds_text(limit));
+  }
+  return std::move(*attempt->capture);
 }
 
+std::unique_ptr<FrameSource> open_live(const std::string& label, const std::string& source, const Opener& open,
+                                       const SourceOptions& options, int read_limit_ms, const std::string& failure) {
+  auto first = open_first(open, options, label);
+  if (!first) throw InputError(failure);
+  return std::make_unique<LiveSource>(label, source, open, options, read_limit_ms, std::move(first));
+}
+
+constexpr const char* kV4l2WaitVariable = "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT";
+
 std::unique_ptr<FrameSource> open_camera(int index, const SourceOptions& options) {
-  // V4L2 waits 10 s for a frame by default and reads this once, on the first capture; match our read timeout.
-  const int select_s = std::max(1, (options.read_timeout_ms + 999) / 1000);
-  ::setenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", std::to_string(select_s).c_str(), 0);
   const std::string label = "camera " + std::to_string(index);
   const Opener open = [index] { return open_capture([&](cv::VideoCapture& c) { c.open(index, cv::CAP_V4L2); }); };
   std::error_code ec;
   const std::string device = "/dev/video" + std::to_string(index);
   const std::string why = fs::exists(device, ec) ? "busy, or not a capture device" : "no " + device;
-  return open_live(label, std::to_string(index), open, options, label + " cannot be opened (" + why + ")");
+  // V4L2 waits for a frame as long as configure_capture_backends() set, or its default of 10 s.
+  const char* wait = std::getenv(kV4l2WaitVariable);
+  const int wait_ms = (wait && std::atoi(wait) > 0 ? std::atoi(wait) : 10) * 1000;
+  return open_live(label, std::to_string(index), open, options, std::max(options.read_timeout_ms, wait_ms),
+                   label + " cannot be opened (" + why + ")");
 }
 
 std::unique_ptr<FrameSource> open_stream(const std::string& url, const SourceOptions& options) {
@@ -362,7 +401,7 @@ std::unique_ptr<FrameSource> open_stream(const std::string& url, const SourceOpt
   const Opener open = [url, params] {
     return open_capture([&](cv::VideoCapture& c) { c.open(url, cv::CAP_FFMPEG, params); });
   };
-  return open_live("stream " + shown, shown, open, options,
+  return open_live("stream " + shown, shown, open, options, options.read_timeout_ms,
                    "stream " + shown + " cannot be opened within " + std::to_string(options.open_timeout_ms) +
                        " ms (unreachable, refused, or not a video stream)");
 }
@@ -376,12 +415,17 @@ std::unique_ptr<FrameSource> open_pipeline(const std::string& pipeline, const So
   const Opener open = [pipeline] {
     return open_capture([&](cv::VideoCapture& c) { c.open(pipeline, cv::CAP_GSTREAMER); });
   };
-  return open_live(label, pipeline, open, options,
+  return open_live(label, pipeline, open, options, options.read_timeout_ms,
                    label + " cannot be started (unknown element, bad property, or no appsink at the end; "
                            "check it with gst-launch-1.0)");
 }
 
 }  // namespace
+
+void configure_capture_backends(const SourceOptions& options) {
+  const int seconds = std::max(1, (options.read_timeout_ms + 999) / 1000);
+  ::setenv(kV4l2WaitVariable, std::to_string(seconds).c_str(), 0);
+}
 
 SourceKind classify_source(const std::string& spec) {
   if (is_stream_url(spec)) return SourceKind::NetworkStream;

@@ -303,6 +303,24 @@ TEST(Display, NoDisplayMeansNoWindowAndAClearError) {
   }
 }
 
+TEST(CaptureBackends, CameraFrameWaitFollowsTheReadTimeoutUnlessSetAlready) {
+  const char* saved = std::getenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT");
+  const std::string saved_value = saved ? saved : "";
+  ::unsetenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT");
+  SourceOptions options;
+  options.read_timeout_ms = 2500;
+  configure_capture_backends(options);
+  EXPECT_STREQ(std::getenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"), "3");
+  options.read_timeout_ms = 9000;
+  configure_capture_backends(options);  // the user's (or an earlier) setting wins
+  EXPECT_STREQ(std::getenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"), "3");
+  if (saved) {
+    ::setenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", saved_value.c_str(), 1);
+  } else {
+    ::unsetenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT");
+  }
+}
+
 // --- live sources that cannot be opened ---------------------------------------------------------------------------
 
 template <typename Open>
@@ -366,6 +384,35 @@ TEST(LivePipeline, ReopensAnEndedPipelineAndCountsFramesOn) {
   EXPECT_GE(last, 25) << "frames did not continue after the pipeline ended";
   source->stop();
   EXPECT_FALSE(source->next());
+}
+
+TEST(LivePipeline, PipelineThatNeverStartsIsAnInputErrorAfterTheOpenTimeout) {
+  SourceOptions options;
+  options.open_timeout_ms = 300;
+  // A live source whose buffers are all dropped: OpenCV's open waits for caps that never come.
+  const auto message = input_error_of(
+      [&] { open_source("videotestsrc is-live=true ! valve drop=true ! videoconvert ! appsink", options); }, 3.0);
+  EXPECT_NE(message.find("did not open within 1.3 s"), std::string::npos) << message;
+}
+
+TEST(LivePipeline, ReadThatNeverReturnsIsLostAfterTheGrace) {
+  SourceOptions options;
+  options.read_timeout_ms = 300;
+  // One frame every 5 s, and GStreamer reads take no timeout: the watchdog gives up after 0.3 + 1 s.
+  auto source = open_source(
+      "videotestsrc is-live=true ! video/x-raw,width=64,height=48,framerate=1/5 ! videoconvert ! appsink", options);
+  const auto start = Clock::now();
+  try {
+    while (source->next()) {
+    }
+    FAIL() << "a hung pipeline ended without an error";
+  } catch (const SourceLostError& e) {
+    EXPECT_NE(std::string(e.what()).find("hung"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(seconds_since(start), 3.0);
+  const auto destroying = Clock::now();
+  source.reset();  // the grabber is still inside the read: left behind, not waited for
+  EXPECT_LT(seconds_since(destroying), 0.5);
 }
 
 // --- MJPEG over HTTP: a loopback server that can serve, stall, or die -----------------------------------------------
@@ -547,6 +594,28 @@ TEST(LiveStream, DeadServerIsASourceLostErrorWithinTheBound) {
   EXPECT_LT(took, bound);
   EXPECT_LT(took, 2.0) << "refused connections should fail fast";
   EXPECT_THROW(source->next(), SourceLostError);
+}
+
+TEST(LiveStream, ServerThatStallsForGoodIsLostWithinTheBound) {
+  MjpegServer server;
+  SourceOptions options;
+  options.open_timeout_ms = 600;
+  options.read_timeout_ms = 300;
+  options.reconnect = 1;
+  options.backoff_initial_s = 0.05;
+  auto source = open_source(server.url(), options);
+  ASSERT_TRUE(source->next());
+  server.set_mode(MjpegServer::Mode::Stall);  // this connection and every later one: open socket, no frames
+  const auto start = Clock::now();
+  const auto drain = [&] {
+    while (source->next()) {
+    }
+  };
+  EXPECT_THROW(drain(), SourceLostError);
+  // read timeout + back-off + 1 x (open timeout + read timeout): a reopened connection that never delivers
+  const double bound = 0.3 + 0.05 + 1 * (0.6 + 0.3);
+  EXPECT_LT(seconds_since(start), bound + 0.5);
+  EXPECT_GE(server.connections(), 2);
 }
 
 TEST(LiveStream, StopWakesABlockedNextAtOnce) {
