@@ -1,5 +1,8 @@
 #include "jitvision/io/image_file.hpp"
 
+#include <dlfcn.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -13,7 +16,31 @@
 
 namespace jitvision::io {
 
-void quiet_opencv_logging() { cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT); }
+namespace {
+
+// GStreamer logs through GLib ("GStreamer-CRITICAL ... Trying to dispose element" whenever OpenCV 4.6 drops a
+// pipeline that failed to start). GLib is looked up, not linked: it is loaded only with OpenCV's GStreamer backend.
+void quiet_gstreamer_logging() {
+  void* glib = ::dlopen("libglib-2.0.so.0", RTLD_NOW | RTLD_NOLOAD);
+  if (!glib) return;
+  using Handler = void (*)(const char*, int, const char*, void*);
+  using SetHandler = unsigned (*)(const char*, int, Handler, void*);
+  constexpr int kWarningsAndCriticals = (1 << 3) | (1 << 4) | (1 << 5);  // G_LOG_LEVEL_CRITICAL|WARNING|MESSAGE
+  if (const auto set_handler = reinterpret_cast<SetHandler>(::dlsym(glib, "g_log_set_handler"))) {
+    set_handler("GStreamer", kWarningsAndCriticals, [](const char*, int, const char*, void*) {}, nullptr);
+  }
+  ::dlclose(glib);  // drops only the reference RTLD_NOLOAD took
+}
+
+}  // namespace
+
+void quiet_opencv_logging() {
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  // FFmpeg logs on its own ("moov atom not found"); OpenCV reads this once, when its FFmpeg backend starts.
+  // -8 is AV_LOG_QUIET. A value the user set is kept.
+  ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0);
+  quiet_gstreamer_logging();
+}
 
 cv::Mat read_image_bgr(const std::string& path) {
   namespace fs = std::filesystem;

@@ -103,8 +103,9 @@ void draw_detections(cv::Mat& image, const Detections& detections, const std::ve
     const bool named = d.cls >= 0 && static_cast<std::size_t>(d.cls) < names.size();
     char conf[16];
     std::snprintf(conf, sizeof conf, " %.2f", d.conf);
-    const std::string text = i < labels.size() ? labels[i]
-                                               : (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
+    const std::string text =
+        i < labels.size() ? labels[i]
+                          : (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
     int baseline = 0;
     const int label_h = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, text_thickness, &baseline).height +
                         baseline + 2 * std::max(2, text_thickness + 1);
@@ -139,7 +140,7 @@ bool display_available() {
   return fs::exists(fs::path(runtime) / wayland, ec);
 }
 
-// --- Window -----------------------------------------------------------------------------------------------------------
+// --- Window ----------------------------------------------------------------------------------------------------------
 
 Window::Window(std::string title) : title_(std::move(title)) {
   if (!display_available()) {
@@ -169,7 +170,7 @@ bool Window::show(const cv::Mat& image) {
   return cv::getWindowProperty(title_, cv::WND_PROP_VISIBLE) >= 1;
 }
 
-// --- VideoFileSink ----------------------------------------------------------------------------------------------------
+// --- VideoFileSink ---------------------------------------------------------------------------------------------------
 
 struct VideoFileSink::Impl {
   cv::VideoWriter writer;
@@ -231,7 +232,7 @@ void VideoFileSink::close() {
   impl_->writer.release();  // writes the container's index: the file is playable from here on
 }
 
-// --- ImageDirSink -----------------------------------------------------------------------------------------------------
+// --- ImageDirSink ----------------------------------------------------------------------------------------------------
 
 ImageDirSink::ImageDirSink(std::string dir) : dir_(std::move(dir)) {
   const std::string what = "cannot save images to " + dir_;
@@ -262,7 +263,7 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
   if (!ok) throw OutputError("cannot write image " + path);
 }
 
-// --- JsonLinesSink ----------------------------------------------------------------------------------------------------
+// --- JsonLinesSink ---------------------------------------------------------------------------------------------------
 
 JsonLinesSink::JsonLinesSink(const std::string& path) : path_(path) {
   if (path == "-") {

@@ -5,7 +5,8 @@
 
 namespace jitvision::io {
 
-// Silences OpenCV's own logging so that our one-line errors are the only thing on stderr.
+// Silences OpenCV's own logging and its backends' (FFmpeg, GStreamer), so that our one-line errors are the only
+// thing on stderr. Call it first thing in main(), before any other thread starts (it sets an environment variable).
 void quiet_opencv_logging();
 
 // Reads an image file as 8-bit BGR (grey and alpha images are converted). Throws InputError saying why a file

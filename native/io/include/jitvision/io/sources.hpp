@@ -15,6 +15,15 @@ struct Frame {
   std::int64_t index = 0;   // frame number within its source, from 0 (counts every frame captured, kept or not)
 };
 
+// Live sources: a read that fails, or returns nothing for read_timeout_ms, drops the connection; it is reopened after
+// backoff_initial_s, doubling up to backoff_max_s, at most `reconnect` times in a row (a frame resets the count).
+// Then next() throws SourceLostError. From the last frame, that takes at most about
+//   read_timeout + sum of the back-offs + reconnect x (open_timeout + read_timeout)
+// (a dead server refuses at once, so usually just the back-offs). Backends: FFmpeg (URLs) gets both timeouts as
+// open parameters; V4L2 (cameras) waits 10 s per frame unless configure_capture_backends() ran; GStreamer in
+// OpenCV 4.6 takes no timeouts, so a backend call that has not returned 1 s after its timeout makes next() throw
+// SourceLostError. The first open is not retried: failing (or not returning within open_timeout + 1 s), it throws
+// InputError.
 struct SourceOptions {
   int open_timeout_ms = 10000;   // opening a network stream
   int read_timeout_ms = 5000;    // a live source delivering no frame for this long counts as dropped
@@ -35,11 +44,20 @@ class FrameSource {
   // Nominal frame rate when known (video files, cameras), else 0.
   virtual double fps() const = 0;
   virtual std::string describe() const = 0;
-  // Makes a blocked next() return nullopt soon; callable from another thread.
+  // Makes a blocked next() return nullopt at once; callable from another thread. A live source's destructor joins
+  // its grabber thread, which may be inside a read or a reopen: that takes at most read_timeout or open_timeout
+  // (a hung GStreamer call is left behind, detached, instead).
   virtual void stop() = 0;
 };
 
-// What a --source string names, decided without opening it.
+// Process-wide backend settings that OpenCV reads only once: makes V4L2 wait ceil(read_timeout) s for a camera frame
+// instead of 10 s (the OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT environment variable, unless set already). Call it from
+// main() before starting threads: it changes the environment. open_source() works without it.
+void configure_capture_backends(const SourceOptions& options);
+
+// What a --source string names, decided without opening it: URL scheme (http, https, rtsp, rtsps, rtmp, rtmps, udp,
+// tcp, rtp, srt), camera ("0".."99", /dev/videoN), existing directory or image/video file by extension (unknown
+// extension: by the file's signature), a string with '!' (pipeline), a video extension, else image files/globs.
 enum class SourceKind { ImageFiles, VideoFile, Camera, NetworkStream, GStreamerPipeline };
 SourceKind classify_source(const std::string& spec);
 
