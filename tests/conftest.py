@@ -36,6 +36,17 @@ def data_dir() -> Path:
     return Path(root)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """In-process torch work on one thread: on two shared cores a second OpenMP thread mostly waits."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable

@@ -17,13 +17,7 @@ METADATA_KEYS = {"format", "task", "arch", "dynamic", "letterbox", "img_size", "
                  "names", "fused", "half", "source", "torch_version", "verification"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two shared cores: a second OpenMP thread mostly waits for the other processes' CPU time
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_model(nc: int = 80, names=None, seed: int = 0) -> Yolov5:

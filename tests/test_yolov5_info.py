@@ -22,13 +22,7 @@ class Tiny(torch.nn.Module):
         return self.linear(x).relu()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two shared cores: a second OpenMP thread mostly waits for the other processes' CPU time
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

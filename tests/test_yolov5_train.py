@@ -17,13 +17,7 @@ from jitvision.yolov5.train import load_training_checkpoint, model_from_checkpoi
 from jitvision.yolov5.torchscript import load_torchscript
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two shared cores: a second thread mostly waits for the other processes' CPU time
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
