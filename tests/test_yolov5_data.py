@@ -12,7 +12,6 @@ from collections import Counter
 
 import cv2
 import pytest
-import torch
 
 from jitvision.__main__ import main
 from jitvision.yolov5.checkpoint import import_checkpoint
