@@ -35,14 +35,23 @@ bool has_image_extension(const std::string& path) {
   return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
 }
 
-std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& arguments) {
+bool has_video_extension(const std::string& path) {
+  static constexpr std::array<const char*, 13> kExtensions{".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg",
+                                                           ".mpeg", ".wmv", ".flv", ".ts", ".gif", ".mjpeg"};
+  auto ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
+}
+
+std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& arguments, bool include_videos) {
   std::vector<InputPath> out;
   for (const auto& arg : arguments) {
     std::error_code ec;
     if (fs::is_directory(arg, ec)) {
       std::vector<std::string> files;
       for (const auto& entry : fs::directory_iterator(arg, ec)) {
-        if (entry.is_regular_file(ec) && has_image_extension(entry.path().string())) {
+        const auto name = entry.path().string();
+        if (entry.is_regular_file(ec) && (has_image_extension(name) || (include_videos && has_video_extension(name)))) {
           files.push_back(entry.path().string());
         }
       }
@@ -51,7 +60,8 @@ std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& argum
         continue;
       }
       if (files.empty()) {
-        out.push_back({arg, "directory " + arg + " contains no image files"});
+        out.push_back({arg, "directory " + arg + (include_videos ? " contains no image or video files"
+                                                                 : " contains no image files")});
         continue;
       }
       std::sort(files.begin(), files.end());

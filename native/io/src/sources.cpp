@@ -41,13 +41,6 @@ bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
-bool has_video_extension(const std::string& path) {
-  static constexpr std::array<const char*, 13> kExtensions{".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg",
-                                                           ".mpeg", ".wmv", ".flv", ".ts", ".gif", ".mjpeg"};
-  const auto ext = lower(fs::path(path).extension().string());
-  return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
-}
-
 bool is_stream_url(const std::string& spec) {
   static constexpr std::array<const char*, 10> kSchemes{"http",  "https", "rtsp", "rtsps", "rtmp",
                                                         "rtmps", "udp",   "tcp",  "rtp",   "srt"};
@@ -88,30 +81,6 @@ double plausible_fps(const cv::VideoCapture& capture) {
   const double fps = capture.get(cv::CAP_PROP_FPS);
   return std::isfinite(fps) && fps > 0 && fps <= 240 ? fps : 0;
 }
-
-// --- image files, directories, globs ------------------------------------------------------------------------------
-
-class ImageListSource final : public FrameSource {
- public:
-  explicit ImageListSource(const std::string& spec) : spec_(spec), items_(expand_image_inputs({spec})) {}
-
-  std::optional<Frame> next() override {
-    if (stopped_ || position_ >= items_.size()) return std::nullopt;
-    const InputPath& item = items_[position_++];  // advanced first: a bad item is skipped by the next call
-    if (!item.error.empty()) throw InputError(item.error);
-    return Frame{read_image_bgr(item.path), item.path, 0};
-  }
-  bool live() const override { return false; }
-  double fps() const override { return 0; }
-  std::string describe() const override { return "images " + spec_; }
-  void stop() override { stopped_ = true; }
-
- private:
-  std::string spec_;
-  std::vector<InputPath> items_;
-  std::size_t position_ = 0;
-  std::atomic<bool> stopped_{false};
-};
 
 // --- video files: every frame, in order -----------------------------------------------------------------------------
 
@@ -161,6 +130,39 @@ class VideoFileSource final : public FrameSource {
   double fps_ = 0;
   std::int64_t index_ = 0;
   bool ended_ = false;
+  std::atomic<bool> stopped_{false};
+};
+
+// --- image and video files from directories and globs ------------------------------------------------------------
+
+class FileListSource final : public FrameSource {
+ public:
+  explicit FileListSource(const std::string& spec) : spec_(spec), items_(expand_image_inputs({spec}, true)) {}
+
+  std::optional<Frame> next() override {
+    while (!stopped_) {
+      if (video_) {
+        if (auto frame = video_->next()) return frame;
+        video_.reset();
+      }
+      if (position_ >= items_.size()) return std::nullopt;
+      const InputPath& item = items_[position_++];  // advanced first: a bad item is skipped by the next call
+      if (!item.error.empty()) throw InputError(item.error);
+      if (!has_video_extension(item.path)) return Frame{read_image_bgr(item.path), item.path, 0};
+      video_ = std::make_unique<VideoFileSource>(item.path, true);
+    }
+    return std::nullopt;
+  }
+  bool live() const override { return false; }
+  double fps() const override { return 0; }
+  std::string describe() const override { return "files " + spec_; }
+  void stop() override { stopped_ = true; }
+
+ private:
+  std::string spec_;
+  std::vector<InputPath> items_;
+  std::size_t position_ = 0;
+  std::unique_ptr<VideoFileSource> video_;  // the video of the list being read
   std::atomic<bool> stopped_{false};
 };
 
@@ -445,7 +447,7 @@ SourceKind classify_source(const std::string& spec) {
 std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOptions& options) {
   switch (classify_source(spec)) {
     case SourceKind::ImageFiles:
-      return std::make_unique<ImageListSource>(spec);
+      return std::make_unique<FileListSource>(spec);
     case SourceKind::VideoFile:
       return std::make_unique<VideoFileSource>(spec, has_video_extension(spec));
     case SourceKind::Camera:

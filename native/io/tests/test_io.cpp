@@ -141,6 +141,23 @@ TEST_F(ImageList, MissingFileAndEmptyGlobAreInputErrorsFromNext) {
   EXPECT_FALSE(glob->next());
 }
 
+TEST_F(ImageList, VideosInADirectoryOrGlobAreReadFrameByFrameInNameOrder) {
+  cv::imwrite(path("a.png"), moving_square(40, 30, 1));
+  {
+    VideoFileSink sink(path("b.avi"), 25);
+    for (int i = 0; i < 3; ++i) sink.write(moving_square(64, 48, i));
+  }
+  cv::imwrite(path("c.png"), moving_square(50, 20, 2));
+  for (const auto& spec : {dir_.string(), path("*")}) {
+    auto source = open_source(spec, {});
+    std::vector<std::pair<std::string, std::int64_t>> seen;
+    while (auto frame = source->next()) seen.emplace_back(fs::path(frame->source).filename(), frame->index);
+    const std::vector<std::pair<std::string, std::int64_t>> expected{
+        {"a.png", 0}, {"b.avi", 0}, {"b.avi", 1}, {"b.avi", 2}, {"c.png", 0}};
+    EXPECT_EQ(seen, expected) << spec;
+  }
+}
+
 // --- video files --------------------------------------------------------------------------------------------------
 
 class VideoFiles : public TempDir {

@@ -57,7 +57,8 @@ void configure_capture_backends(const SourceOptions& options);
 
 // What a --source string names, decided without opening it: URL scheme (http, https, rtsp, rtsps, rtmp, rtmps, udp,
 // tcp, rtp, srt), camera ("0".."99", /dev/videoN), existing directory or image/video file by extension (unknown
-// extension: by the file's signature), a string with '!' (pipeline), a video extension, else image files/globs.
+// extension: by the file's signature), a string with '!' (pipeline), a video extension, else ImageFiles: image
+// files, and directories and globs, whose image and video files are all read, in name order.
 enum class SourceKind { ImageFiles, VideoFile, Camera, NetworkStream, GStreamerPipeline };
 SourceKind classify_source(const std::string& spec);
 
