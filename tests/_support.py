@@ -148,8 +148,11 @@ def wait_for_lines(path: Path, count: int, timeout: float, process: Optional[sub
     return lines
 
 
-def _exporter_fingerprint() -> str:
+def _exporter_fingerprint(*inputs: Path) -> str:
+    """Changes whenever the exporter's source (or one of `inputs`) changes, so cached exports are never stale."""
     h = hashlib.sha256()
+    for extra in inputs:
+        h.update(Path(extra).read_bytes())
     for src in sorted((REPO_ROOT / "python" / "jitvision" / "yolov5").glob("*.py")):
         h.update(src.read_bytes())
     return h.hexdigest()[:16]

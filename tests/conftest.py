@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from _support import _exporter_fingerprint
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # the Python package is used in place, not installed
 sys.path.insert(0, str(REPO_ROOT / "python"))
@@ -63,16 +65,6 @@ def run_cli(jitvision_bin):
         return subprocess.run([str(jitvision_bin), *map(str, args)], **kw)
 
     return run
-
-
-def _exporter_fingerprint(weights: Path) -> str:
-    """Changes whenever the weights or the exporter's code change, so cached exports are never stale."""
-    import hashlib
-
-    h = hashlib.sha256(weights.read_bytes())
-    for src in sorted((REPO_ROOT / "python" / "jitvision" / "yolov5").glob("*.py")):
-        h.update(src.read_bytes())
-    return h.hexdigest()[:16]
 
 
 @pytest.fixture(scope="session")

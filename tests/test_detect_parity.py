@@ -120,3 +120,23 @@ def test_digit_model_is_not_a_detector(repo_root, run_cli, tmp_path):
     assert proc.returncode == 3
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "digit classifier" in lines[0] and lines[0].startswith("jitvision: error:")
+
+
+@pytest.fixture(scope="module")
+def official_style(yolov5n_exports, tmp_path_factory):
+    """Our fixed export re-saved the way ultralytics ships TorchScript: config.txt only, no jitvision.json."""
+    import torch
+
+    extra = {"config.txt": ""}
+    module = torch.jit.load(str(yolov5n_exports["fixed"]), _extra_files=extra)
+    path = tmp_path_factory.mktemp("official") / "yolov5n.torchscript"
+    torch.jit.save(module, str(path), _extra_files={"config.txt": extra["config.txt"]})
+    return path
+
+
+def test_official_style_file_is_read_from_config_txt(official_style, photos, run_cli, repo_root):
+    info = json.loads(run_cli(["info", "--json", official_style]).stdout)
+    assert "metadata" not in info and info["contract"]["origin"] == "ultralytics"
+    assert info["contract"]["input"] == [1, 3, 640, 640]
+    cpp, _ = native(run_cli, official_style, photos)
+    assert_same_frames(cpp, reference(repo_root, official_style, photos))

@@ -297,7 +297,9 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   if (!o.json.empty()) json = std::make_unique<io::JsonLinesSink>(o.json);
   std::unique_ptr<io::ImageDirSink> image_dir;
   if (!o.save_dir.empty()) image_dir = std::make_unique<io::ImageDirSink>(o.save_dir);
+  // The video's frame size is fixed by its first frame; the file itself is checked (extension, directory) now.
   std::unique_ptr<io::VideoFileSink> video;
+  if (!o.save_video.empty()) video = std::make_unique<io::VideoFileSink>(o.save_video, 30.0);
   std::unique_ptr<io::Window> window;
   if (o.show) window = std::make_unique<io::Window>("jitvision detect");
 
@@ -305,6 +307,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   so.open_timeout_ms = o.open_timeout_ms;
   so.read_timeout_ms = o.read_timeout_ms;
   so.reconnect = o.reconnect;
+  io::configure_capture_backends(so);  // sets process environment: before any thread starts
 
   g_signal = 0;
   install_stop_handlers();
@@ -354,10 +357,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
           image_dir->write(canvas, r->frame.source, r->frame.index,
                            io::classify_source(r->frame.source) == io::SourceKind::ImageFiles);
         }
-        if (!o.save_video.empty()) {
-          if (!video) video = std::make_unique<io::VideoFileSink>(o.save_video, 30.0);
-          video->write(canvas);
-        }
+        if (video) video->write(canvas);
         if (window && !window->show(canvas)) p.request_stop();
       }
       ++frames;
