@@ -82,7 +82,7 @@ def read_video(path):
         frames.append(frame)
 
 
-def check_video(video, truth, frames, source):
+def check_video(video, truth, frames, source, swap_every):
     lines = [json.loads(line) for line in truth.read_text().splitlines()]
     decoded = read_video(video)
     assert len(decoded) == len(lines) == frames
@@ -95,17 +95,21 @@ def check_video(video, truth, frames, source):
         for x1, y1, x2, y2 in line["boxes"]:
             assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
             assert frame[y1:y2, x1:x2].astype(float).std() > 20  # the digit's ink is there
-    assert lines[0]["boxes"] != lines[-1]["boxes"]  # the digits move
+    assert lines[0]["boxes"] != lines[1]["boxes"]  # the digits move
+    for f in range(1, frames):  # and are replaced by others every swap_every frames
+        assert (lines[f]["cls"] != lines[f - 1]["cls"]) == (f % swap_every == 0)
 
 
 def test_video_without_mnist_uses_fonts(tmp_path, monkeypatch):
     monkeypatch.delenv("JITVISION_DATA_DIR", raising=False)
     assert main(["data", "digits-video", "--out", str(tmp_path / "v.mp4"), "--truth", str(tmp_path / "t.jsonl"),
-                 "--frames", "12"]) == 0
-    check_video(tmp_path / "v.mp4", tmp_path / "t.jsonl", 12, "cv2-font")
+                 "--frames", "12", "--swap-every", "6"]) == 0
+    check_video(tmp_path / "v.mp4", tmp_path / "t.jsonl", 12, "cv2-font", 6)
 
 
 def test_video_with_mnist_uses_heldout_digits(tmp_path, data_dir):
-    info = write_video(tmp_path / "v.avi", tmp_path / "t.jsonl", frames=8, mnist_dir=data_dir / "mnist")
+    info = write_video(tmp_path / "v.avi", tmp_path / "t.jsonl", frames=8, mnist_dir=data_dir / "mnist",
+                       swap_every=3)
     assert info["source"] == "mnist-heldout"
-    check_video(tmp_path / "v.avi", tmp_path / "t.jsonl", 8, "mnist-heldout")
+    check_video(tmp_path / "v.avi", tmp_path / "t.jsonl", 8, "mnist-heldout", 3)
+    assert info["digits"] == 18

@@ -85,7 +85,7 @@ def epoch_losses(results):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, one_thread):
+def trained(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("train")
     data = root / "digits"
     for split, n in (("train", 32), ("val", 8)):
@@ -148,3 +148,40 @@ def test_export_verifies_and_scores_like_the_checkpoint(trained):
     assert scores[0]["labels"] == scores[1]["labels"] > 0
     for key in ("mAP50", "mAP50-95"):
         assert math.isclose(scores[0][key], scores[1][key], abs_tol=0.01)
+
+
+def found_with_right_class(model_path, video, truth):
+    """Share of true digits that the reference detector finds (IoU >= 0.5) with the right class."""
+    import cv2
+    import numpy as np
+
+    from jitvision.yolov5.metrics import box_iou
+
+    detector = load_detector(str(model_path))
+    capture = cv2.VideoCapture(str(video))
+    found = total = 0
+    for line in truth.read_text().splitlines():
+        ok, frame = capture.read()
+        assert ok
+        truth_line = json.loads(line)
+        detections = detect(detector, frame)
+        boxes = np.array([d["xyxy"] for d in detections]).reshape(-1, 4)
+        classes = np.array([d["cls"] for d in detections])
+        iou = box_iou(np.array(truth_line["boxes"]), boxes)
+        for g, cls in enumerate(truth_line["cls"]):
+            found += bool(len(classes) and ((iou[g] >= 0.5) & (classes == cls)).any())
+            total += 1
+    return found / total
+
+
+@pytest.mark.parametrize("source", ["cv2-font", "mnist-heldout"])
+def test_bundled_detector_reads_a_fresh_digit_video(repo_root, tmp_path, request, source):
+    from jitvision.data.video import write_video
+
+    model = repo_root / "models" / "digits_yolov5n.torchscript"
+    assert model.stat().st_size < 8 * 1024 * 1024
+    mnist = request.getfixturevalue("data_dir") / "mnist" if source == "mnist-heldout" else None
+    # 24 digit images (6 at a time, new ones every 10 frames): one hard digit costs at most ~4%
+    info = write_video(tmp_path / "v.avi", tmp_path / "t.jsonl", frames=40, seed=0, mnist_dir=mnist, swap_every=10)
+    assert info["source"] == source
+    assert found_with_right_class(model, tmp_path / "v.avi", tmp_path / "t.jsonl") >= 0.9

@@ -37,12 +37,12 @@ def run_video(args) -> int:
 
     try:
         info = write_video(args.out, args.truth, frames=args.frames, size=(args.width, args.height), fps=args.fps,
-                           seed=args.seed, mnist_dir=_mnist_dir(args.mnist))
+                           seed=args.seed, mnist_dir=_mnist_dir(args.mnist), swap_every=args.swap_every)
     except (MnistDataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.out} ({args.frames} frames, {args.width}x{args.height}) and {args.truth}: "
-          f"{info['digits']} moving digits, {info['source_description']}")
+          f"{info['digits']} digits, 6 at a time, {info['source_description']}")
     return 0
 
 
@@ -76,6 +76,8 @@ def add_parser(subparsers) -> None:
     video.add_argument("--width", type=int, default=640)
     video.add_argument("--height", type=int, default=360)
     video.add_argument("--fps", type=float, default=15.0)
+    video.add_argument("--swap-every", type=int, default=20, metavar="N",
+                       help="show new digits every N frames (default 20; 0: the same six throughout)")
     video.add_argument("--seed", type=int, default=0)
     video.add_argument("--mnist", type=Path, default=None,
                        help="MNIST folder (default $JITVISION_DATA_DIR/mnist; fonts when absent)")

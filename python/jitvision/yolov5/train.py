@@ -63,6 +63,7 @@ class TrainOptions:
     hyp: Dict[str, float] = field(default_factory=dict)  # overrides of TRAIN_HYP and augmentation settings
     seed: int = 0
     export: bool = True  # export best.pt to TorchScript at the end
+    freeze: int = 0  # keep the first N layers as loaded (fine-tuning: the early layers cost most to train)
 
 
 def pick_device(name: str) -> torch.device:
@@ -94,15 +95,14 @@ class ModelEMA:
 
 
 def parameter_groups(model: nn.Module):
-    """(weights with decay, BatchNorm weights, biases)."""
+    """(weights with decay, BatchNorm weights, biases), trainable ones only."""
     decayed, bn_weights, biases = [], [], []
     for module in model.modules():
-        if getattr(module, "bias", None) is not None and isinstance(module.bias, nn.Parameter):
-            biases.append(module.bias)
-        if isinstance(module, nn.BatchNorm2d):
-            bn_weights.append(module.weight)
-        elif isinstance(getattr(module, "weight", None), nn.Parameter):
-            decayed.append(module.weight)
+        bias, weight = getattr(module, "bias", None), getattr(module, "weight", None)
+        if isinstance(bias, nn.Parameter) and bias.requires_grad:
+            biases.append(bias)
+        if isinstance(weight, nn.Parameter) and weight.requires_grad:
+            (bn_weights if isinstance(module, nn.BatchNorm2d) else decayed).append(weight)
     return decayed, bn_weights, biases
 
 
@@ -235,6 +235,8 @@ def train(opts: TrainOptions, resume: Optional[str] = None) -> Dict:
     stride = max(model.strides)
     if opts.img % stride:
         raise TrainError(f"--img {opts.img} is not a multiple of the model stride {stride}")
+    for layer in model.model[:opts.freeze]:
+        layer.requires_grad_(False)
     model.to(device).train()
 
     train_set = YoloDataset(data.train, data.nc, opts.img, hyp, augment=True, seed=opts.seed)
@@ -270,8 +272,8 @@ def train(opts: TrainOptions, resume: Optional[str] = None) -> Dict:
         for i, (images, targets) in enumerate(bar):
             step = i + nb * epoch
             for j, group in enumerate(optimizer.param_groups):
-                if step < warmup_iters:  # ramp lr up from 0 (biases: down from warmup_bias_lr), momentum up
-                    start_lr = hyp["warmup_bias_lr"] if j == 2 else 0.0
+                if step < warmup_iters:  # ramp lr up from 0 (SGD biases: down from warmup_bias_lr), momentum up
+                    start_lr = hyp["warmup_bias_lr"] if j == 2 and opts.optimizer == "sgd" else 0.0
                     group["lr"] = float(np.interp(step, [0, warmup_iters], [start_lr, base]))
                     if "momentum" in group:
                         group["momentum"] = float(np.interp(step, [0, warmup_iters],

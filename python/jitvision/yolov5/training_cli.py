@@ -34,7 +34,7 @@ def run_train(args) -> int:
             opts = TrainOptions(data=args.data, cfg=args.cfg, weights=args.weights, img=args.img, epochs=args.epochs,
                                 batch=args.batch, device=args.device, workers=args.workers, out=args.out,
                                 optimizer=args.optimizer, cos_lr=not args.linear_lr, hyp=_parse_hyp(args.hyp),
-                                seed=args.seed, export=not args.no_export)
+                                seed=args.seed, export=not args.no_export, freeze=args.freeze)
             summary = train(opts)
     except Yolov5Error as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -106,6 +106,8 @@ def add_training_commands(commands) -> None:
     train.add_argument("--linear-lr", action="store_true", help="linear instead of cosine learning-rate decay")
     train.add_argument("--hyp", nargs="+", metavar="KEY=VALUE",
                        help="override hyper-parameters, e.g. lr0=0.005 warmup_epochs=1 mosaic=0.5")
+    train.add_argument("--freeze", type=int, default=0, metavar="N",
+                       help="keep the first N layers as loaded from --weights (e.g. 3: the stem; default 0)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-export", action="store_true", help="skip the TorchScript export of best.pt")
     train.set_defaults(func=run_train)
