@@ -1,17 +1,23 @@
-"""Training: target assignment and loss pieces, then a tiny end-to-end run (font digits, no data needed):
-the loss falls, checkpoints reload with weights_only=True, resume works, the export verifies and scores alike."""
+"""Training: augmentation geometry, target assignment and loss pieces, then a tiny end-to-end run (font digits, no
+data needed): the loss falls, checkpoints reload with weights_only=True, resume works, the export verifies and
+scores alike. Last, the bundled detector on freshly generated digit videos."""
 import contextlib
 import csv
 import io
 import json
 import math
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from jitvision.__main__ import main
+from jitvision.data.video import write_video
+from jitvision.yolov5.augment import DEFAULT_HYP, flip_lr, mosaic, random_affine
 from jitvision.yolov5.detect import detect, load_detector
 from jitvision.yolov5.loss import YoloLoss, ciou, init_detect_biases, raw_outputs
+from jitvision.yolov5.metrics import box_iou
 from jitvision.yolov5.model import Yolov5, yolov5_architecture
 from jitvision.yolov5.train import load_training_checkpoint, model_from_checkpoint
 from jitvision.yolov5.torchscript import load_torchscript
@@ -70,6 +76,36 @@ def test_loss_has_gradients_and_no_targets_still_trains_objectness(tiny_model):
     assert items[0] == 0 and items[2] == 0 and items[1] > 0
     total.backward()
     assert tiny_model.detect.m[0].bias.grad is not None
+
+
+def painted(size, boxes, seed=0):
+    """A grey image with each box filled in its own colour, and the colours."""
+    image = np.full((size, size, 3), 114, np.uint8)
+    colours = np.random.default_rng(seed).integers(0, 100, (len(boxes), 3)) * 2 + 1  # odd: never grey 114
+    for (x1, y1, x2, y2), c in zip(boxes.astype(int), colours):
+        image[y1:y2, x1:x2] = c
+    return image, colours
+
+
+def test_mosaic_and_affine_keep_boxes_on_their_objects():
+    rng = np.random.default_rng(1)
+    boxes = [np.array([[10, 20, 40, 60], [70, 5, 90, 30]], np.float32) + k for k in range(4)]
+    images, colours = zip(*(painted(100, b, seed=k) for k, b in enumerate(boxes)))
+    canvas, moved = mosaic(list(images), boxes, 100, rng)
+    hyp = {**DEFAULT_HYP, "degrees": 0.0, "shear": 0.0}
+    out, kept_boxes, keep = random_affine(canvas, moved, 100, hyp, rng)
+    all_colours = np.concatenate(colours)[keep]
+    assert len(keep) > 0
+    for (x1, y1, x2, y2), colour in zip(kept_boxes, all_colours):
+        centre = out[int((y1 + y2) / 2), int((x1 + x2) / 2)].astype(int)
+        assert np.abs(centre - colour).max() <= 2  # the box still sits on its own object
+
+
+def test_flip_mirrors_boxes():
+    image, _ = painted(50, np.array([[5, 10, 15, 20]], np.float32))
+    flipped, boxes = flip_lr(image, np.array([[5, 10, 15, 20]], np.float32))
+    assert boxes.tolist() == [[35, 10, 45, 20]]
+    assert (flipped[10:20, 35:45] == image[10:20, 5:15]).all()
 
 
 def run_cli(args):
@@ -138,7 +174,6 @@ def test_export_verifies_and_scores_like_the_checkpoint(trained):
     assert meta["verification"]["max_abs_diff"] <= 1e-4
     detector = load_detector(str(exported))
     image = next((data / "images" / "val").iterdir())
-    import cv2
     detect(detector, cv2.imread(str(image)), conf=0.001)  # runs through the reference pipeline
     scores = []
     for weights in (out / "weights" / "best.pt", exported):
@@ -152,11 +187,6 @@ def test_export_verifies_and_scores_like_the_checkpoint(trained):
 
 def found_with_right_class(model_path, video, truth):
     """Share of true digits that the reference detector finds (IoU >= 0.5) with the right class."""
-    import cv2
-    import numpy as np
-
-    from jitvision.yolov5.metrics import box_iou
-
     detector = load_detector(str(model_path))
     capture = cv2.VideoCapture(str(video))
     found = total = 0
@@ -176,8 +206,6 @@ def found_with_right_class(model_path, video, truth):
 
 @pytest.mark.parametrize("source", ["cv2-font", "mnist-heldout"])
 def test_bundled_detector_reads_a_fresh_digit_video(repo_root, tmp_path, request, source):
-    from jitvision.data.video import write_video
-
     model = repo_root / "models" / "digits_yolov5n.torchscript"
     assert model.stat().st_size < 8 * 1024 * 1024
     mnist = request.getfixturevalue("data_dir") / "mnist" if source == "mnist-heldout" else None

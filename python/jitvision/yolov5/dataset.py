@@ -105,16 +105,16 @@ def xywhn_to_xyxy(labels: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 class YoloDataset(torch.utils.data.Dataset):
-    """Training samples: every image kept in memory with its long side resized to ``size``; with ``augment``,
-    mosaic (probability ``hyp['mosaic']``) or letterbox + random affine, then HSV jitter and flips.
+    """Training samples: every image kept in memory with its long side resized to ``size``; each item is a mosaic
+    (probability ``hyp['mosaic']``) or a letterboxed image, then random affine, HSV jitter and flips.
 
     An item is (uint8 tensor [3, size, size] RGB, labels [n, 6] as (0, cls, cx, cy, w, h) normalised).
     """
 
     def __init__(self, folder: Path, nc: int, size: int, hyp: Optional[Dict[str, float]] = None,
-                 augment: bool = True, seed: int = 0):
+                 seed: int = 0):
         self.files = image_files(folder)
-        self.size, self.augment, self.seed = size, augment, seed
+        self.size, self.seed = size, seed
         self.hyp = {**DEFAULT_HYP, **(hyp or {})}
         self.images: List[np.ndarray] = []
         self.boxes: List[np.ndarray] = []  # xyxy pixels of the cached image
@@ -150,21 +150,17 @@ class YoloDataset(torch.utils.data.Dataset):
         rng = self._rng(index)
         hyp = self.hyp
         classes = self.classes[index]
-        if not self.augment:
-            image, boxes = self._letterboxed(index)
+        if rng.random() < hyp["mosaic"]:
+            picks = [index, *rng.integers(0, len(self), 3)]
+            image, boxes = mosaic([self.images[i] for i in picks], [self.boxes[i] for i in picks], self.size, rng)
+            classes = np.concatenate([self.classes[i] for i in picks])
         else:
-            if rng.random() < hyp["mosaic"]:
-                picks = [index, *rng.integers(0, len(self), 3)]
-                image, boxes = mosaic([self.images[i] for i in picks], [self.boxes[i] for i in picks],
-                                             self.size, rng)
-                classes = np.concatenate([self.classes[i] for i in picks])
-            else:
-                image, boxes = self._letterboxed(index)
-            image, boxes, keep = random_affine(image, boxes, self.size, hyp, rng)
-            classes = classes[keep]
-            hsv_jitter(image, rng, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])
-            if rng.random() < hyp["fliplr"]:
-                image, boxes = flip_lr(image, boxes)
+            image, boxes = self._letterboxed(index)
+        image, boxes, keep = random_affine(image, boxes, self.size, hyp, rng)
+        classes = classes[keep]
+        hsv_jitter(image, rng, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])
+        if rng.random() < hyp["fliplr"]:
+            image, boxes = flip_lr(image, boxes)
         h, w = image.shape[:2]
         labels = np.zeros((len(boxes), 6), np.float32)
         labels[:, 1] = classes

@@ -239,7 +239,7 @@ def train(opts: TrainOptions, resume: Optional[str] = None) -> Dict:
         layer.requires_grad_(False)
     model.to(device).train()
 
-    train_set = YoloDataset(data.train, data.nc, opts.img, hyp, augment=True, seed=opts.seed)
+    train_set = YoloDataset(data.train, data.nc, opts.img, hyp, seed=opts.seed)
     val_set = load_val_set(data.val, data.nc)
     loader = torch.utils.data.DataLoader(
         train_set, batch_size=opts.batch, shuffle=True, num_workers=opts.workers, collate_fn=YoloDataset.collate,
