@@ -83,3 +83,11 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# Both bench commands side by side on MNIST and yolov5n (needs $JITVISION_DATA_DIR for yolov5n.pt and zidane.jpg;
+# falls back to the bundled digit detector and a synthetic video): writes docs/BENCHMARKS.md and docs/benchmarks.png.
+# Run it on an otherwise idle machine. BENCH_ARGS="--rounds 5" for more repetitions.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: build
+	$(PY) -m jitvision.benchreport $(BENCH_ARGS)

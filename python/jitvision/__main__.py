@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     from jitvision.yolov5 import cli as yolov5_cli
     from jitvision import info as info_cli
     from jitvision.data import cli as data_cli
+    from jitvision import bench as bench_cli
 
     parser = argparse.ArgumentParser(prog="python -m jitvision",
                                      description="Train, export and check TorchScript models for the jitvision app.")
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     yolov5_cli.add_parser(sub)
     info_cli.add_parser(sub)
     data_cli.add_parser(sub)
+    bench_cli.add_parser(sub)
     return parser
 
 

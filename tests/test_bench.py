@@ -1,0 +1,132 @@
+"""Smoke tests of the two bench commands (`jitvision bench`, `python -m jitvision bench`): tiny iteration counts,
+valid JSON with every field the report reads. Figures are never asserted: they are meaningless on a shared CI box."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from _support import REPO_ROOT, _exporter_fingerprint, moving_frames, textured_photo
+
+MNIST = REPO_ROOT / "models" / "mnist.torchscript"
+STATS = {"median_ms", "p90_ms", "min_ms", "n"}
+CPP_FIELDS = {"model", "task", "device", "dtype", "threads", "shape", "load_ms", "first_call_ms", "warmup", "forward",
+              "peak_rss_mb"}
+CPP_VIDEO = {"file", "frames", "wall_s", "first_result_s", "fps", "per_frame_ms", "per_frame_over_forward", "stages"}
+CPP_STAGES = {"capture", "preprocess", "inference", "postprocess", "output"}
+PY_FIELDS = {"model", "task", "device", "dtype", "threads", "shape", "warmup", "iters", "jit_executor", "isolated",
+             "file_form", "variants", "peak_rss_mb", "versions"}
+VARIANTS = {"eager", "traced", "traced+freeze", "traced+freeze+ofi", "scripted", "scripted+freeze",
+            "scripted+freeze+ofi"}
+VARIANT_FIELDS = {"source", "load_ms", "first_call_ms", "warmup_ms", "forward", "skipped"}
+PY_VIDEO = {"file", "frames", "wall_s", "load_ms", "first_result_s", "fps", "per_frame_ms", "stages"}
+FRAMES = 5
+TINY = ["--warmup", "1", "--iters", "2", "--threads", "1", "--json"]
+
+
+def python_bench(*args) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "jitvision", "bench", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "python")})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def cpp_bench(run_cli, *args) -> dict:
+    proc = run_cli(["bench", *args])
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def check_cpp(out: dict) -> None:
+    assert CPP_FIELDS <= out.keys()
+    assert STATS <= out["forward"].keys() and out["forward"]["n"] == 2
+
+
+def check_variant(entry: dict, measured: bool) -> None:
+    assert VARIANT_FIELDS <= entry.keys()
+    if measured:
+        assert entry["skipped"] is None and entry["forward"]["n"] == 2 and len(entry["warmup_ms"]) == 1
+        assert entry["first_call_ms"] > 0 and entry["load_ms"] >= 0
+    else:
+        assert entry["skipped"] and entry["forward"]["n"] == 0
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory) -> dict:
+    """A random-init YOLOv5n saved as a training checkpoint (for the eager variant) and exported from it at 160,
+    Detect zeroed so that nothing passes NMS. Cached under build/test-cache, keyed by the exporter's source."""
+    import torch
+
+    from jitvision.yolov5.model import Yolov5, yolov5_architecture
+    from jitvision.yolov5.train import CHECKPOINT_FORMAT, export_checkpoint
+
+    cache = REPO_ROOT / "build" / "test-cache" / f"bench-yolov5n-{_exporter_fingerprint()}"
+    weights, model = cache / "random.pt", cache / "random-160.torchscript"
+    if not model.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        net = Yolov5(yolov5_architecture("n", nc=80))
+        for conv in net.detect.m:
+            torch.nn.init.zeros_(conv.weight)
+            torch.nn.init.constant_(conv.bias, -10.0)
+        torch.save({"format": CHECKPOINT_FORMAT, "arch": net.arch, "names": net.names, "model": net.state_dict(),
+                    "ema": None}, weights)
+        export_checkpoint(str(weights), str(model) + ".partial", img=160)
+        os.replace(str(model) + ".partial", model)
+    video = tmp_path_factory.mktemp("bench") / "tiny.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
+    for frame in moving_frames(textured_photo(), FRAMES):
+        writer.write(frame)
+    writer.release()
+    return {"weights": weights, "model": model, "video": video}
+
+
+def test_cpp_bench_mnist_json(run_cli):
+    out = cpp_bench(run_cli, "--model", MNIST, "--shape", "3x1x28x28", *TINY)
+    check_cpp(out)
+    assert out["task"] == "digits" and out["shape"] == [3, 1, 28, 28] and "video" not in out
+
+
+def test_python_bench_mnist_every_variant():
+    out = python_bench("--model", MNIST, "--shape", "3x1x28x28", *TINY)
+    assert PY_FIELDS <= out.keys()
+    assert out["task"] == "digits" and out["shape"] == [3, 1, 28, 28] and out["file_form"] == "traced"
+    assert set(out["variants"]) == VARIANTS
+    for entry in out["variants"].values():  # DigitNet is cheap to rebuild and scriptable: nothing is skipped
+        check_variant(entry, measured=True)
+
+
+def test_python_bench_isolated_variant():
+    out = python_bench("--model", MNIST, "--variants", "traced+freeze+ofi", "--isolate", "--jit-executor", "legacy",
+                       *TINY)
+    assert out["isolated"] and out["jit_executor"] == "legacy" and list(out["variants"]) == ["traced+freeze+ofi"]
+    check_variant(out["variants"]["traced+freeze+ofi"], measured=True)
+
+
+def test_both_benches_on_a_detector_and_video(run_cli, detector):
+    cpp = cpp_bench(run_cli, "--model", detector["model"], "--video", detector["video"], *TINY)
+    check_cpp(cpp)
+    assert CPP_VIDEO <= cpp["video"].keys() and cpp["video"]["frames"] == FRAMES
+    assert all(STATS <= cpp["video"]["stages"][s].keys() for s in CPP_STAGES)
+
+    py = python_bench("--model", detector["model"], "--weights", detector["weights"], "--video", detector["video"],
+                      "--variants", "eager,traced,scripted", *TINY)
+    assert PY_FIELDS <= py.keys() and PY_VIDEO <= py["video"].keys()
+    assert py["shape"] == cpp["shape"] == [1, 3, 128, 160]  # 320x240 letterboxed (rect) at 160
+    assert py["video"]["frames"] == FRAMES
+    assert all(STATS <= s.keys() for s in py["video"]["stages"].values())
+    check_variant(py["variants"]["eager"], measured=True)
+    check_variant(py["variants"]["traced"], measured=True)
+    check_variant(py["variants"]["scripted"], measured=False)  # our YOLOv5 is traced, not scriptable
+
+
+def test_python_bench_bad_shape_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "jitvision", "bench", "--model", str(MNIST), "--shape", "1x28x28"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "python")})
+    assert proc.returncode == 2 and "BxCxHxW" in proc.stderr
