@@ -25,7 +25,9 @@ def make_video(repo_root, tmp_path, frames, mnist_dir=None, seed=123):
 
 @pytest.fixture(scope="module")
 def heldout_video(repo_root, data_dir, tmp_path_factory):
-    return make_video(repo_root, tmp_path_factory.mktemp("live"), 40, mnist_dir=data_dir / "mnist")
+    # 120 frames hold 36 different held-out digits (6 on screen, replaced every 20 frames): one hard digit moves
+    # the score by ~3 points, not ~17 as in a short clip
+    return make_video(repo_root, tmp_path_factory.mktemp("live"), 120, mnist_dir=data_dir / "mnist")
 
 
 def run_json(run_cli, args):
@@ -41,7 +43,7 @@ def test_bundled_detector_finds_heldout_digits(repo_root, run_cli, heldout_video
                                     "--source", video, "--json", "-"])
     assert len(records) == len(truth)
     s = score(records, truth)
-    assert s.digits >= 100
+    assert s.digits >= 600
     assert s.detector_right >= 0.90 * s.digits, s.line()
 
 

@@ -67,15 +67,16 @@ struct Result {
   double read_ms = 0;
 };
 
-// Reads the digit inside each detection: the crop (with a small margin, since the ink box is found again) is
-// normalised MNIST-style and classified in one batch. A crop with no ink gets digit -1.
+// Reads the digit inside each detection: the crop, widened by 20% on each side so that its outer ring is paper
+// (the ink box is found again inside it), is normalised MNIST-style and classified in one batch. A crop with no
+// ink gets digit -1.
 std::vector<DigitResult> read_digits(const DigitClassifier& reader, const cv::Mat& frame, const Detections& dets) {
   std::vector<DigitResult> reads(dets.size());
   std::vector<torch::Tensor> crops;
   std::vector<std::size_t> which;
   for (std::size_t i = 0; i < dets.size(); ++i) {
     const auto& d = dets[i];
-    const float mx = 0.04f * (d.x2 - d.x1), my = 0.04f * (d.y2 - d.y1);
+    const float mx = 0.2f * (d.x2 - d.x1), my = 0.2f * (d.y2 - d.y1);
     const int x1 = std::clamp(static_cast<int>(std::floor(d.x1 - mx)), 0, frame.cols);
     const int y1 = std::clamp(static_cast<int>(std::floor(d.y1 - my)), 0, frame.rows);
     const int x2 = std::clamp(static_cast<int>(std::ceil(d.x2 + mx)), 0, frame.cols);

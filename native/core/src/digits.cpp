@@ -31,6 +31,15 @@ std::pair<std::int64_t, std::int64_t> extent(const torch::Tensor& any_along) {
   return {idx.min().item<std::int64_t>(), idx.max().item<std::int64_t>() + 1};
 }
 
+// The outer two pixels of each side (one for images under 8 pixels), flattened.
+torch::Tensor border_ring(const torch::Tensor& grey) {
+  const std::int64_t h = grey.size(0), w = grey.size(1);
+  const std::int64_t r = std::min(h, w) >= 8 ? 2 : 1;
+  if (h <= 2 * r || w <= 2 * r) return grey.flatten();
+  return torch::cat({grey.slice(0, 0, r).flatten(), grey.slice(0, h - r, h).flatten(),
+                     grey.slice(0, r, h - r).slice(1, 0, r).flatten(), grey.slice(0, r, h - r).slice(1, w - r, w).flatten()});
+}
+
 struct Ink {
   InkStats stats;
   torch::Tensor level;  // [H, W] ink intensity above the background, 0..255 scale
@@ -39,17 +48,19 @@ struct Ink {
 
 Ink find_ink(const torch::Tensor& image) {
   const auto grey = to_grey(image);
-  const float median = grey.median().item<float>();
+  // The frame's outer ring is paper: a tight crop (a detector's box) can be mostly ink, so the image median is not.
+  const auto ring = border_ring(grey);
+  const float background = ring.median().item<float>();
   const float lo = grey.min().item<float>();
   const float hi = grey.max().item<float>();
   if (hi - lo < kMinContrast) throw InputError("no digit found: the image is blank (no contrast)");
 
   Ink ink;
-  // The background is the majority of pixels, so the median sits near it; ink is the far extreme.
-  ink.stats.inverted = (median - lo) > (hi - median);
-  ink.stats.background = median;
-  ink.stats.noise_sigma = 1.4826f * (grey - median).abs().median().item<float>();
-  ink.level = (ink.stats.inverted ? median - grey : grey - median).clamp_min(0.0f);
+  // Ink is the extreme farther from the paper.
+  ink.stats.inverted = (background - lo) > (hi - background);
+  ink.stats.background = background;
+  ink.stats.noise_sigma = 1.4826f * (ring - background).abs().median().item<float>();
+  ink.level = (ink.stats.inverted ? background - grey : grey - background).clamp_min(0.0f);
 
   // Find the digit's region on a blurred copy (isolated noise pixels vanish), then its exact extent on the
   // unblurred one, so a clean MNIST digit keeps its exact bounding box.
@@ -72,7 +83,7 @@ Ink find_ink(const torch::Tensor& image) {
   rx1 = std::min(w, rx1 + margin);
 
   const auto window = ink.level.slice(0, ry0, ry1).slice(1, rx0, rx1);
-  const auto fine = window > std::max(3.0f * sigma, 0.02f * peak);
+  const auto fine = window > std::max(4.0f * sigma, 0.02f * peak);
   const auto [fy0, fy1] = extent(fine.any(1));
   const auto [fx0, fx1] = extent(fine.any(0));
   ink.stats.box = {{ry0 + fy0, rx0 + fx0, ry0 + fy1, rx0 + fx1}};

@@ -2,8 +2,8 @@
 (native/core/src/digits.cpp, `normalize_digit`), so that `mnist predict --normalize` is an oracle for
 `jitvision digits`: same torch operations, same thresholds, same order.
 
-Any image of one digit -> 28x28, light ink on black: polarity from the median (the background is the majority of
-pixels), ink measured above the background, its bounding box found on a 3x3-blurred copy (isolated noise vanishes)
+Any image of one digit -> 28x28, light ink on black: polarity from the paper (the median of the image's 2-pixel outer
+ring), ink measured above the background, its bounding box found on a 3x3-blurred copy (isolated noise vanishes)
 and then exactly on the unblurred one, scaled to fit 20x20 keeping its aspect (antialiased when shrinking), and
 placed so that its centre of mass lands on the centre of the 28x28 field (whole-pixel shift, as MNIST did).
 """
@@ -32,6 +32,15 @@ def _grey(image: np.ndarray) -> torch.Tensor:
     return f[..., 0] * 0.114 + f[..., 1] * 0.587 + f[..., 2] * 0.299  # BGR(A), BT.601 luma
 
 
+def _border_ring(grey: torch.Tensor) -> torch.Tensor:
+    h, w = grey.shape
+    r = 2 if min(h, w) >= 8 else 1
+    if h <= 2 * r or w <= 2 * r:
+        return grey.flatten()
+    return torch.cat([grey[:r].flatten(), grey[h - r:].flatten(), grey[r:h - r, :r].flatten(),
+                      grey[r:h - r, w - r:].flatten()])
+
+
 def _extent(along: torch.Tensor):
     idx = torch.nonzero(along).flatten()
     if idx.numel() == 0:
@@ -42,12 +51,13 @@ def _extent(along: torch.Tensor):
 def mnist_style(image: np.ndarray) -> np.ndarray:
     """uint8 grey or BGR image of one digit -> float32 [28, 28] in [0, 255], light on dark. Raises BlankImage."""
     grey = _grey(image)
-    median, lo, hi = grey.median(), grey.min(), grey.max()
+    ring = _border_ring(grey)  # paper: a tight crop can be mostly ink, so the image median is not
+    background, lo, hi = ring.median(), grey.min(), grey.max()
     if float(hi - lo) < MIN_CONTRAST:
         raise BlankImage("no digit found: the image is blank (no contrast)")
-    inverted = bool((median - lo) > (hi - median))
-    sigma = 1.4826 * float((grey - median).abs().median())
-    level = ((median - grey) if inverted else (grey - median)).clamp_min(0.0)
+    inverted = bool((background - lo) > (hi - background))
+    sigma = 1.4826 * float((ring - background).abs().median())
+    level = ((background - grey) if inverted else (grey - background)).clamp_min(0.0)
 
     blurred = F.avg_pool2d(level[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
     peak = float(blurred.max())
@@ -59,7 +69,7 @@ def mnist_style(image: np.ndarray) -> np.ndarray:
     h, w = level.shape
     ry0, rx0, ry1, rx1 = max(0, ry0 - 2), max(0, rx0 - 2), min(h, ry1 + 2), min(w, rx1 + 2)
     window = level[ry0:ry1, rx0:rx1]
-    fine = window > max(3.0 * sigma, 0.02 * peak)
+    fine = window > max(4.0 * sigma, 0.02 * peak)
     fy0, fy1 = _extent(fine.any(1))
     fx0, fx1 = _extent(fine.any(0))
     ink_high = float(torch.quantile(window[fine], 0.95))

@@ -21,8 +21,8 @@ torch::Tensor normalize_digit(const torch::Tensor& image_hwc_u8);
 // Same, for the pixel statistics of the image; exposed for tests.
 struct InkStats {
   bool inverted = false;   // dark ink on light paper was turned into light ink on dark
-  float background = 0;    // background level (0..255) before inversion
-  float noise_sigma = 0;   // robust estimate of background noise (0..255)
+  float background = 0;    // paper level (0..255, median of the image's 2-pixel outer ring) before inversion
+  float noise_sigma = 0;   // robust estimate of the paper's noise (0..255, from the same ring)
   std::array<std::int64_t, 4> box{};  // ink bounding box: y0, x0, y1, x1 (exclusive), in input pixels
 };
 InkStats measure_ink(const torch::Tensor& image_hwc_u8);
