@@ -227,7 +227,10 @@ def measure_variant(name: str, setup: Setup) -> Dict:
         return entry
     entry["load_ms"] = (time.perf_counter() - start) * 1000
     x = torch.rand(setup.shape, generator=torch.Generator().manual_seed(0)).to(setup.device, setup.dtype)
-    entry.update(time_forward(module, x, setup.args.warmup, setup.args.iters, setup.device))
+    try:
+        entry.update(time_forward(module, x, setup.args.warmup, setup.args.iters, setup.device))
+    except RuntimeError as exc:  # e.g. optimize_for_inference's graph with graph optimisation off
+        entry.update(load_ms=None, skipped=f"forward fails: {str(exc).splitlines()[0]}")
     return entry
 
 

@@ -87,12 +87,12 @@ def detector_model(threads: int) -> Dict:
             "made_by": "bundled"}
 
 
-def bench_env(threads: int) -> Dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads)}
+def bench_env(threads: int, **extra: str) -> Dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), **extra}
 
 
-def run_json(cmd: Sequence[str], threads: int) -> Dict:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=bench_env(threads))
+def run_json(cmd: Sequence[str], threads: int, **env: str) -> Dict:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=bench_env(threads, **env))
     if proc.returncode != 0:
         sys.exit(f"benchreport: {shell(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -173,6 +173,28 @@ def first_call_study(det: Dict, video_shape: str, threads: int, log) -> Dict:
                     "--warmup", STUDY_WARMUP, "--iters", "30", "--json"], threads)
     rows["cpp|traced"] = {"load_ms": cpp["load_ms"], "calls_ms": [cpp["first_call_ms"]],
                           "median_ms": cpp["forward"]["median_ms"], "skipped": None, "command": "jitvision bench"}
+    return rows
+
+
+def contention_study(det: Dict, video_shape: str, cores: int, log) -> List[Dict]:
+    """C++ forward-only with all cores, with OMP_WAIT_POLICY=PASSIVE, and with one core fewer, each on its own and
+    beside one busy-looping process (what a shared machine does to OpenMP's spinning barriers)."""
+    rows = []
+    for threads, policy in ((cores, ""), (cores, "PASSIVE"), (max(cores - 1, 1), "")):
+        for busy in (False, True):
+            cmd = [CPP, "bench", "--model", det["path"], "--shape", video_shape, "--threads", threads, "--warmup", "3",
+                   "--iters", "15", "--json"]
+            log(f"contention study: {threads} threads, wait policy {policy or 'default'}, busy neighbour {busy}")
+            neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                out = run_json(cmd, threads, **({"OMP_WAIT_POLICY": policy} if policy else {}))
+            finally:
+                if neighbour:
+                    neighbour.kill()
+                    neighbour.wait()
+            rows.append({"threads": threads, "policy": policy or "default", "busy": busy,
+                         "median_ms": out["forward"]["median_ms"], "first_call_ms": out["first_call_ms"],
+                         "command": ("OMP_WAIT_POLICY=PASSIVE " if policy else "") + shell(cmd)})
     return rows
 
 
@@ -268,6 +290,8 @@ def summarise(raw: Dict) -> Dict:
                        "calls_ms": [med(x["calls_ms"][i] for x in runs) for i in range(calls)],
                        "skipped": runs[0]["skipped"], "command": runs[0]["command"]}
     s["study"] = study
+    s["contention"] = [{**row, "median_ms": med(rnd[i]["median_ms"] for rnd in raw["contention"])}
+                       for i, row in enumerate(raw["contention"][0])]
     return s
 
 
@@ -410,6 +434,7 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
     out += table(["option", "load ms", "call 1", "call 2", "call 3", "call 4", "call 5", "call 6", "steady ms",
                   "within 10% of steady from call"], rows)
     out += ["", *recommendation_lines(s), ""]
+    out += contention_lines(s)
     out += ["Study commands (one per row):", ""] + [f"- `{r['command']}`" for r in s["study"].values()
                                                     if r["command"] != "jitvision bench"] + [""]
     return out
@@ -448,6 +473,22 @@ def why_lines(s: Dict) -> List[str]:
         lines.append(f"- **Forward** (worst C++/Python ratio {f(worst, 3)}): both sides run the same file on the same "
                      "LibTorch build; see the per-size tables below.")
     return lines or ["All four targets are met in this run."]
+
+
+def contention_lines(s: Dict) -> List[str]:
+    rows, by_key = [], {(r["threads"], r["policy"], r["busy"]): r for r in s["contention"]}
+    for (threads, policy, busy), r in by_key.items():
+        if busy:
+            continue
+        crowded = by_key[(threads, policy, True)]
+        rows.append([str(threads), policy, f(r["median_ms"], 1), f(crowded["median_ms"], 1),
+                     f(crowded["median_ms"] / r["median_ms"], 1) if r["median_ms"] else "-"])
+    return ["## A shared CPU: OpenMP threads beside a busy process", "",
+            "C++ `jitvision bench` forward-only at the video's input size, alone and beside one process that "
+            "busy-loops on one core (what another engineer's build does to this machine). LibTorch's OpenMP threads "
+            "spin at every barrier; when one of them loses its core, every parallel region waits for it.", ""] + \
+        table(["threads", "OMP_WAIT_POLICY", "alone ms", "beside a busy process ms", "slow-down x"], rows) + \
+        ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in s["contention"] if not r["busy"]), ""]
 
 
 def recommendation_lines(s: Dict) -> List[str]:
@@ -570,6 +611,8 @@ def main(argv=None) -> int:
         shape = raw["rounds"][0]["configs"]["det-384"]["cpp"]["shape"]
         raw["study"] = [first_call_study(det, "x".join(map(str, shape)), args.threads, log)
                         for _ in range(args.rounds)]
+        raw["contention"] = [contention_study(det, "x".join(map(str, shape)), os.cpu_count(), log)
+                             for _ in range(args.rounds)]
         raw["machine"]["load_end"] = os.getloadavg()
         Path(args.raw).write_text(json.dumps(raw, indent=1))
     write_report(raw, Path(args.out), Path(args.chart))
