@@ -55,8 +55,7 @@ torch::Tensor opencv_resize(const torch::Tensor& image, std::int64_t out_h, std:
 
 struct CapturedFrame {
   io::Frame frame;
-  bool live = false;
-  double capture_ms = 0;
+  PreparedFrame prepared;  // letterboxed in the capture thread, so it overlaps the previous frame's forward
 };
 
 struct Result {
@@ -127,7 +126,8 @@ class Pipeline {
   io::FrameSource* source_ = nullptr;
 };
 
-void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& so, TimingStats& capture_ms) {
+void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& so, Detector& detector,
+                  TimingStats& capture_ms) {
   for (const auto& spec : o.sources) {
     if (p.stop) break;
     std::unique_ptr<io::FrameSource> source;
@@ -145,16 +145,25 @@ void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& 
         Stopwatch sw;
         auto frame = source->next();
         if (!frame) break;
-        const double ms = sw.elapsed_ms();
-        capture_ms.add(ms);
+        capture_ms.add(sw.elapsed_ms());
         ++taken;
-        if (!p.frames.push(CapturedFrame{std::move(*frame), source->live(), ms})) break;
+        const auto& m = frame->image;
+        auto prepared = detector.prepare(as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]}));
+        if (!p.frames.push(CapturedFrame{std::move(*frame), std::move(prepared)})) break;
       } catch (const InputError& e) {  // one unreadable image of a list: report it and go on
         report_error(e.what());
         p.fail(e.code());
       } catch (const Error& e) {  // the source is gone for good
         report_error(e.what());
         p.fail(e.code());
+        break;
+      } catch (const c10::Error& e) {
+        report_error(std::string("preprocessing failed: ") + e.what_without_backtrace());
+        p.fail(ExitCode::Internal);
+        break;
+      } catch (const std::exception& e) {  // e.g. out of memory: stop this source, never terminate the process
+        report_error(std::string("capture failed: ") + e.what());
+        p.fail(ExitCode::Internal);
         break;
       }
     }
@@ -166,13 +175,11 @@ void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& 
 void inference_loop(Pipeline& p, Detector& detector, const DigitClassifier* reader) {
   try {
     while (auto item = p.frames.pop()) {
-      const auto& m = item->frame.image;
-      const auto tensor = as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]});
       Result r;
-      r.detections = detector.detect(tensor, &r.times);
+      r.detections = detector.infer(item->prepared, &r.times);
       if (reader) {
         Stopwatch sw;
-        r.reads = read_digits(*reader, m, r.detections);
+        r.reads = read_digits(*reader, item->frame.image, r.detections);
         r.read_ms = sw.elapsed_ms();
       }
       r.frame = std::move(item->frame);
@@ -184,6 +191,10 @@ void inference_loop(Pipeline& p, Detector& detector, const DigitClassifier* read
     p.request_stop();
   } catch (const c10::Error& e) {
     report_error(std::string("inference failed: ") + e.what_without_backtrace());
+    p.fail(ExitCode::Internal);
+    p.request_stop();
+  } catch (const std::exception& e) {
+    report_error(std::string("inference failed: ") + e.what());
     p.fail(ExitCode::Internal);
     p.request_stop();
   }
@@ -314,7 +325,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   install_stop_handlers();
   Pipeline p;
   TimingStats capture_ms, pre_ms, inf_ms, post_ms, read_ms, out_ms;
-  std::thread capture([&] { capture_loop(p, o, so, capture_ms); });
+  std::thread capture([&] { capture_loop(p, o, so, detector, capture_ms); });
   std::thread inference([&] { inference_loop(p, detector, reader.get()); });
 
   std::int64_t frames = 0;

@@ -118,7 +118,7 @@ void Detector::warm_up(std::int64_t frame_h, std::int64_t frame_w, int iteration
   const auto input = torch::zeros({1, 3, plan.out_h, plan.out_w}, torch::TensorOptions(device_).dtype(dtype_));
   for (int i = 0; i < iterations; ++i) forward(input);
   synchronize(device_);
-  warmed_[{frame_h, frame_w}] = true;
+  warmed_[{plan.out_h, plan.out_w}] = true;
 }
 
 torch::Tensor Detector::upload(const torch::Tensor& frame) {
@@ -130,30 +130,35 @@ torch::Tensor Detector::upload(const torch::Tensor& frame) {
   return pinned_.to(device_, /*non_blocking=*/true);
 }
 
-Detections Detector::detect(const torch::Tensor& frame, StageTimes* times) {
+PreparedFrame Detector::prepare(const torch::Tensor& frame) {
   torch::InferenceMode guard;
-  const auto h = frame.size(0), w = frame.size(1);
-  if (!warmed_.count({h, w})) warm_up(h, w);
-  const auto plan = plan_for(h, w);
+  PreparedFrame p;
+  p.plan = plan_for(frame.size(0), frame.size(1));
+  const auto t0 = Clock::now();
+  p.input = device_.is_cuda() ? letterbox(upload(frame), p.plan, dtype_) : letterbox(frame, p.plan, dtype_, host_resize_);
+  synchronize(device_);
+  p.preprocess_ms = ms_since(t0);
+  return p;
+}
+
+Detections Detector::infer(const PreparedFrame& frame, StageTimes* times) {
+  torch::InferenceMode guard;
+  if (!warmed_.count({frame.plan.out_h, frame.plan.out_w})) warm_up(frame.plan.src_h, frame.plan.src_w);
 
   auto t0 = Clock::now();
-  const auto input = device_.is_cuda() ? letterbox(upload(frame), plan, dtype_)
-                                       : letterbox(frame, plan, dtype_, host_resize_);
-  synchronize(device_);
-  const double pre = ms_since(t0);
-
-  t0 = Clock::now();
-  const auto rows = forward(input);
+  const auto rows = forward(frame.input);
   synchronize(device_);
   const double inf = ms_since(t0);
 
   t0 = Clock::now();
   auto det = non_max_suppression(rows[0], options_.nms);
-  scale_boxes_to_frame(det, plan);
+  scale_boxes_to_frame(det, frame.plan);
   auto detections = to_detections(det);
   const double post = ms_since(t0);
-  if (times) *times = StageTimes{pre, inf, post};
+  if (times) *times = StageTimes{frame.preprocess_ms, inf, post};
   return detections;
 }
+
+Detections Detector::detect(const torch::Tensor& frame, StageTimes* times) { return infer(prepare(frame), times); }
 
 }  // namespace jitvision

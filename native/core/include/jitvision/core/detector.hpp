@@ -39,12 +39,24 @@ struct StageTimes {
   double preprocess_ms = 0, inference_ms = 0, postprocess_ms = 0;
 };
 
+// A frame letterboxed into network input, ready for Detector::infer (made by Detector::prepare).
+struct PreparedFrame {
+  torch::Tensor input;  // [1, 3, H, W] on the detector's device and dtype
+  LetterboxPlan plan;
+  double preprocess_ms = 0;
+};
+
 class Detector {
  public:
   Detector(LoadedModel model, torch::Device device, DetectorOptions options);
 
   // frame: HxWx3 uint8 BGR on the CPU. Times are measured with the GPU synchronised.
   Detections detect(const torch::Tensor& frame_hwc_bgr, StageTimes* times = nullptr);
+
+  // detect() in two halves, so a pipeline can letterbox the next frame while the current one is in the model.
+  // prepare() may run on another thread than infer() (one thread each).
+  PreparedFrame prepare(const torch::Tensor& frame_hwc_bgr);
+  Detections infer(const PreparedFrame& frame, StageTimes* times = nullptr);
 
   // Runs `iterations` forwards at the input shape a frame of this size gets, and checks the output's shape.
   // Called by detect() for every new frame size; call it ahead to keep start-up out of the first result.
@@ -73,7 +85,7 @@ class Detector {
   std::int64_t img_size_;
   ResizeFn host_resize_ = resize_linear_u8;
   torch::Tensor pinned_;  // reused host staging buffer for CUDA uploads
-  std::map<std::pair<std::int64_t, std::int64_t>, bool> warmed_;
+  std::map<std::pair<std::int64_t, std::int64_t>, bool> warmed_;  // input shapes already warmed up
   std::string path_;
 };
 
