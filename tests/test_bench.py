@@ -15,9 +15,10 @@ from _support import REPO_ROOT, _exporter_fingerprint, moving_frames, textured_p
 
 MNIST = REPO_ROOT / "models" / "mnist.torchscript"
 STATS = {"median_ms", "p90_ms", "min_ms", "n"}
-CPP_FIELDS = {"model", "task", "device", "dtype", "threads", "shape", "load_ms", "first_call_ms", "warmup", "forward",
-              "peak_rss_mb"}
-CPP_VIDEO = {"file", "frames", "wall_s", "first_result_s", "fps", "per_frame_ms", "per_frame_over_forward", "stages"}
+CPP_FIELDS = {"model", "task", "device", "dtype", "threads", "shape", "load_ms", "first_call_ms", "warmup", "warmup_ms",
+              "jit_executor", "forward", "peak_rss_mb"}
+CPP_VIDEO = {"file", "frames", "wall_s", "first_result_s", "fps", "per_frame_ms", "per_frame_over_forward", "workers",
+             "threads_per_worker", "stages"}
 CPP_STAGES = {"capture", "preprocess", "inference", "postprocess", "output"}
 PY_FIELDS = {"model", "task", "device", "dtype", "threads", "shape", "warmup", "iters", "jit_executor", "isolated",
              "file_form", "variants", "peak_rss_mb", "versions"}
@@ -45,6 +46,7 @@ def cpp_bench(run_cli, *args) -> dict:
 def check_cpp(out: dict) -> None:
     assert CPP_FIELDS <= out.keys()
     assert STATS <= out["forward"].keys() and out["forward"]["n"] == 2
+    assert len(out["warmup_ms"]) == out["warmup"] and all(ms > 0 for ms in out["warmup_ms"])
 
 
 def check_variant(entry: dict, measured: bool) -> None:
@@ -92,6 +94,25 @@ def test_cpp_bench_mnist_json(run_cli):
     assert out["task"] == "digits" and out["shape"] == [3, 1, 28, 28] and "video" not in out
 
 
+@pytest.mark.parametrize("executor", ["legacy", "unoptimized"])
+def test_cpp_bench_graph_executors(run_cli, executor):
+    out = cpp_bench(run_cli, "--model", MNIST, "--jit-executor", executor, *TINY)
+    check_cpp(out)
+    assert out["jit_executor"] == executor
+
+
+def test_cpp_bench_unknown_executor_is_a_usage_error(run_cli):
+    proc = run_cli(["bench", "--model", MNIST, "--jit-executor", "fast"])
+    assert proc.returncode == 2 and "--jit-executor" in proc.stderr
+
+
+def test_cpp_bench_pipeline_with_two_workers(run_cli, detector):
+    out = cpp_bench(run_cli, "--model", detector["model"], "--video", detector["video"], "--warmup", "1", "--iters",
+                    "2", "--threads", "2", "--workers", "2", "--json")
+    assert (out["video"]["workers"], out["video"]["threads_per_worker"]) == (2, 1)
+    assert out["video"]["frames"] == FRAMES and out["video"]["stages"]["inference"]["n"] == FRAMES
+
+
 def test_python_bench_mnist_every_variant():
     out = python_bench("--model", MNIST, "--shape", "3x1x28x28", *TINY)
     assert PY_FIELDS <= out.keys()
@@ -112,6 +133,7 @@ def test_both_benches_on_a_detector_and_video(run_cli, detector):
     cpp = cpp_bench(run_cli, "--model", detector["model"], "--video", detector["video"], *TINY)
     check_cpp(cpp)
     assert CPP_VIDEO <= cpp["video"].keys() and cpp["video"]["frames"] == FRAMES
+    assert (cpp["video"]["workers"], cpp["video"]["threads_per_worker"]) == (1, 1)  # TINY runs on one thread
     assert all(STATS <= cpp["video"]["stages"][s].keys() for s in CPP_STAGES)
 
     py = python_bench("--model", detector["model"], "--weights", detector["weights"], "--video", detector["video"],

@@ -80,18 +80,41 @@ def test_options_match_the_reference(yolov5n_exports, photos, run_cli, repo_root
     assert all(len(r["detections"]) <= 5 for r in cpp)
 
 
-def test_video_frames_match_the_reference(yolov5n_exports, data_dir, run_cli, repo_root, tmp_path):
+def pan_video(data_dir, path, frames):
     photo = cv2.imread(str(data_dir / "images" / "zidane.jpg"))
-    video = tmp_path / "pan.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 360))
-    for i in range(6):
-        writer.write(np.ascontiguousarray(photo[100 + 10 * i:460 + 10 * i, 300 + 40 * i:940 + 40 * i]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 360))
+    dx = min(40, 340 // max(frames - 1, 1))  # every crop stays inside the 1280-wide photo
+    for i in range(frames):
+        writer.write(np.ascontiguousarray(photo[100 + 10 * i:460 + 10 * i, 300 + dx * i:940 + dx * i]))
     writer.release()
+    return path
+
+
+def test_video_frames_match_the_reference(yolov5n_exports, data_dir, run_cli, repo_root, tmp_path):
+    video = pan_video(data_dir, tmp_path / "pan.avi", 6)
     model = yolov5n_exports["dynamic"]
     cpp, err = native(run_cli, model, [video])
     assert [r["frame"] for r in cpp] == list(range(6))
     assert_same_frames(cpp, reference(repo_root, model, [video]))
     assert "6 frames" in err
+
+
+@pytest.mark.parametrize("threads,workers", [(2, 2), (3, 3)])
+def test_parallel_workers_keep_frame_order_and_results(yolov5n_exports, data_dir, run_cli, tmp_path, threads, workers):
+    """Several frames in the model at once finish out of order; the output must still be in capture order, with
+    the results one worker at all threads gives (up to float summation order: the parity tolerances)."""
+    video = pan_video(data_dir, tmp_path / "pan.avi", 10)
+    model = yolov5n_exports["dynamic"]
+    one, _ = native(run_cli, model, [video], "--workers", "1", "--threads", str(threads))
+    many, err = native(run_cli, model, [video], "--workers", str(workers), "--threads", str(threads))
+    assert f"{workers} workers x 1 thread" in err
+    assert [r["frame"] for r in many] == list(range(10))
+    assert_same_frames(many, one)
+
+
+def test_more_workers_than_threads_is_clamped(yolov5n_exports, photos, run_cli):
+    out, err = native(run_cli, yolov5n_exports["dynamic"], photos[:1], "--workers", "4", "--threads", "2")
+    assert len(out) == 1 and "--workers 4 exceeds the 2 CPU threads; using 2" in err
 
 
 def test_info_reads_the_contract(yolov5n_exports, run_cli):

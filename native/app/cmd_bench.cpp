@@ -69,12 +69,19 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
       ->capture_default_str();
   cmd->add_option("--iters", o.iters, "Timed forwards")->check(CLI::Range(1, 1000000))->capture_default_str();
   cmd->add_option("--video", o.video, "Also run the whole detect pipeline on this video (writes an annotated copy to a temp file)");
+  cmd->add_option("--jit-executor", o.jit_executor,
+                  "TorchScript graph executor: profiling (LibTorch's default), legacy or unoptimized")
+      ->check(CLI::IsMember({"profiling", "legacy", "unoptimized"}))
+      ->capture_default_str();
+  cmd->add_option("--workers", o.workers, "Inference workers for the --video pipeline (0: auto, as in detect)")
+      ->check(CLI::Range(0, 64));
   cmd->add_flag("--json", o.json, "Print one JSON object");
   return cmd;
 }
 
 int run_bench(const BenchOptions& o) {
   if (o.threads > 0) at::set_num_threads(o.threads);
+  set_graph_executor(parse_graph_executor(o.jit_executor));
   const auto device = resolve_device(parse_device_choice(o.device));
   const bool half = o.half && device.is_cuda();
   if (o.half && !half) report_warning("--half needs CUDA; measuring FP32 on the CPU");
@@ -119,7 +126,8 @@ int run_bench(const BenchOptions& o) {
     return sw.elapsed_ms();
   };
   const double first_ms = run_once();
-  for (int i = 0; i < o.warmup; ++i) run_once();
+  std::vector<double> warmup_ms;  // each warm-up call: how fast the executor reaches its steady state
+  for (int i = 0; i < o.warmup; ++i) warmup_ms.push_back(run_once());
   TimingStats fwd;
   for (int i = 0; i < o.iters; ++i) fwd.add(run_once());
 
@@ -132,6 +140,8 @@ int run_bench(const BenchOptions& o) {
                      {"load_ms", load_ms},
                      {"first_call_ms", first_ms},
                      {"warmup", o.warmup},
+                     {"warmup_ms", warmup_ms},
+                     {"jit_executor", o.jit_executor},
                      {"forward", stats_json(fwd)}};
 
   if (!o.video.empty()) {
@@ -144,6 +154,7 @@ int run_bench(const BenchOptions& o) {
     d.half = half;
     d.img = o.img;
     d.threads = o.threads;
+    d.workers = o.workers;
     d.save_video = annotated.string();
     d.quiet = true;
     const auto s = run_detect_pipeline(d);
@@ -160,6 +171,8 @@ int run_bench(const BenchOptions& o) {
                     {"wall_s", s.wall_ms / 1000.0},
                     {"first_result_s", s.first_result_ms / 1000.0},
                     {"fps", s.steady_fps},
+                    {"workers", s.workers},
+                    {"threads_per_worker", s.threads_per_worker},
                     {"per_frame_ms", per_frame_ms},
                     {"per_frame_over_forward", fwd.median() > 0 ? per_frame_ms / fwd.median() : 0.0},
                     {"stages", stages}};
@@ -174,7 +187,7 @@ int run_bench(const BenchOptions& o) {
   std::cout << "model " << o.model << " (" << task << ") on " << out["device"].get<std::string>() << " "
             << out["dtype"].get<std::string>() << ", " << at::get_num_threads() << " threads, input "
             << shape_str(shape) << "\n"
-            << "load " << load_ms << " ms, first call " << first_ms << " ms\n"
+            << "load " << load_ms << " ms, first call " << first_ms << " ms (" << o.jit_executor << " executor)\n"
             << "forward over " << o.iters << " runs after " << o.warmup << " warm-ups: median " << fwd.median()
             << " ms, p90 " << fwd.percentile(90) << " ms, min " << fwd.min() << " ms\n";
   if (out.contains("video")) {
@@ -182,7 +195,8 @@ int run_bench(const BenchOptions& o) {
     std::cout << "pipeline on " << o.video << ": " << v["frames"].get<std::int64_t>() << " frames, "
               << v["fps"].get<double>() << " FPS steady (" << v["per_frame_ms"].get<double>() << " ms/frame = "
               << v["per_frame_over_forward"].get<double>() << " x forward), wall " << v["wall_s"].get<double>()
-              << " s, first result " << v["first_result_s"].get<double>() << " s\n";
+              << " s, first result " << v["first_result_s"].get<double>() << " s; "
+              << v["workers"].get<int>() << " worker(s) x " << v["threads_per_worker"].get<int>() << " thread(s)\n";
     for (const auto& [name, st] : v["stages"].items()) {
       std::cout << "  " << std::setw(12) << std::left << name << std::right << " median "
                 << st["median_ms"].get<double>() << " ms, p90 " << st["p90_ms"].get<double>() << " ms\n";

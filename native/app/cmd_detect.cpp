@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -54,11 +56,13 @@ torch::Tensor opencv_resize(const torch::Tensor& image, std::int64_t out_h, std:
 }
 
 struct CapturedFrame {
+  std::int64_t seq = 0;  // capture order over all sources: the output puts results back in this order
   io::Frame frame;
   PreparedFrame prepared;  // letterboxed in the capture thread, so it overlaps the previous frame's forward
 };
 
 struct Result {
+  std::int64_t seq = 0;
   io::Frame frame;
   Detections detections;
   StageTimes times;
@@ -96,11 +100,12 @@ std::vector<DigitResult> read_digits(const DigitClassifier& reader, const cv::Ma
   return reads;
 }
 
-// Everything the three threads share.
+// Everything the threads share: capture, the inference workers and output.
 class Pipeline {
  public:
   std::atomic<bool> stop{false};
   std::atomic<int> exit_code{0};
+  std::atomic<int> running_workers{0};  // the last inference worker to finish closes `results`
   BoundedQueue<CapturedFrame> frames{2};
   BoundedQueue<Result> results{4};
 
@@ -140,6 +145,7 @@ void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& 
     }
     p.set_source(source.get());
     long long taken = 0;
+    static std::int64_t seq = 0;  // one capture thread per process
     while (!p.stop && (o.max_frames <= 0 || taken < o.max_frames)) {
       try {
         Stopwatch sw;
@@ -149,7 +155,7 @@ void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& 
         ++taken;
         const auto& m = frame->image;
         auto prepared = detector.prepare(as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]}));
-        if (!p.frames.push(CapturedFrame{std::move(*frame), std::move(prepared)})) break;
+        if (!p.frames.push(CapturedFrame{seq++, std::move(*frame), std::move(prepared)})) break;
       } catch (const InputError& e) {  // one unreadable image of a list: report it and go on
         report_error(e.what());
         p.fail(e.code());
@@ -172,10 +178,14 @@ void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& 
   p.frames.close();
 }
 
-void inference_loop(Pipeline& p, Detector& detector, const DigitClassifier* reader) {
+// One inference worker; several run side by side on the CPU (see resolve_workers), each with its own intra-op
+// thread count (OpenMP's is per thread).
+void inference_loop(Pipeline& p, Detector& detector, const DigitClassifier* reader, int intra_op_threads) {
   try {
+    if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);
     while (auto item = p.frames.pop()) {
       Result r;
+      r.seq = item->seq;
       r.detections = detector.infer(item->prepared, &r.times);
       if (reader) {
         Stopwatch sw;
@@ -199,7 +209,7 @@ void inference_loop(Pipeline& p, Detector& detector, const DigitClassifier* read
     p.request_stop();
   }
   p.frames.close();
-  p.results.close();
+  if (--p.running_workers == 0) p.results.close();
 }
 
 std::string class_name(int cls, const std::vector<std::string>& names) {
@@ -269,8 +279,37 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
   cmd->add_option("--read-timeout", o.read_timeout_ms, "Milliseconds without a frame before a live source counts as dropped")
       ->check(CLI::Range(100, 600000))->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads for inference (0: all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--workers", o.workers,
+                  "Frames in the model at once on the CPU, each with threads/N threads (0: auto, 2 when there are 2 or "
+                  "more threads; 1 gives the lowest latency per frame)")
+      ->check(CLI::Range(0, 64));
   cmd->add_flag("--quiet", o.quiet, "Print no summary");
 }
+
+namespace {
+
+// How many inference workers run side by side, and the intra-op threads of each. On the CPU, one forward
+// spread over all cores stalls at every OpenMP barrier whenever decoding, letterboxing or encoding takes one of
+// its cores; two workers with half the threads each keep the cores busy (docs/BENCHMARKS.md has the figures).
+// On CUDA one worker feeds the GPU.
+std::pair<int, int> resolve_workers(const DetectOptions& o, const torch::Device& device) {
+  if (device.is_cuda()) {
+    if (o.workers > 1) report_warning("--workers " + std::to_string(o.workers) + " is for the CPU; using 1 on CUDA");
+    return {1, 0};
+  }
+  const int threads = std::max(1, at::get_num_threads());
+  int workers = o.workers > 0 ? o.workers : (threads >= 2 ? 2 : 1);
+  if (workers > threads) {
+    if (o.workers > 0) {
+      report_warning("--workers " + std::to_string(o.workers) + " exceeds the " + std::to_string(threads) +
+                     " CPU threads; using " + std::to_string(threads));
+    }
+    workers = threads;
+  }
+  return {workers, workers > 1 ? threads / workers : 0};
+}
+
+}  // namespace
 
 DetectSummary run_detect_pipeline(const DetectOptions& o) {
   Stopwatch since_start;
@@ -325,8 +364,13 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   install_stop_handlers();
   Pipeline p;
   TimingStats capture_ms, pre_ms, inf_ms, post_ms, read_ms, out_ms;
+  const auto [workers, intra_op] = resolve_workers(o, device);
   std::thread capture([&] { capture_loop(p, o, so, detector, capture_ms); });
-  std::thread inference([&] { inference_loop(p, detector, reader.get()); });
+  p.running_workers = workers;
+  std::vector<std::thread> inference;
+  for (int i = 0; i < workers; ++i) {
+    inference.emplace_back([&, intra_op = intra_op] { inference_loop(p, detector, reader.get(), intra_op); });
+  }
 
   std::int64_t frames = 0;
   double first_result_ms = -1;
@@ -334,14 +378,29 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   TimingStats fps_window;
   Stopwatch last_frame;
   const bool need_drawing = window || image_dir || !o.save_video.empty();
-  try {
+  // Workers finish frames out of order: results wait here until every earlier frame is out. A gap (a frame lost
+  // to a failure or a stop) is skipped once the queue is drained.
+  std::map<std::int64_t, Result> pending;
+  std::int64_t next_seq = 0;
+  const auto next_result = [&]() -> std::optional<Result> {
     while (true) {
-      if (g_signal && !p.stop) p.request_stop();
-      auto r = p.results.pop_for(std::chrono::milliseconds(50));
-      if (!r) {
-        if (p.results.drained()) break;
-        continue;
+      if (auto it = pending.find(next_seq); it != pending.end()) {
+        Result r = std::move(it->second);
+        pending.erase(it);
+        ++next_seq;
+        return r;
       }
+      if (g_signal && !p.stop) p.request_stop();
+      if (auto r = p.results.pop_for(std::chrono::milliseconds(50))) {
+        pending.emplace(r->seq, std::move(*r));
+      } else if (p.results.drained()) {
+        if (pending.empty()) return std::nullopt;
+        next_seq = pending.begin()->first;
+      }
+    }
+  };
+  try {
+    while (auto r = next_result()) {
       Stopwatch sw;
       if (first_result_ms < 0) {
         first_result_ms = since_start.elapsed_ms();
@@ -386,7 +445,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   p.frames.close();
   p.results.close();
   capture.join();
-  inference.join();
+  for (auto& t : inference) t.join();
   const double steady_s = steady.elapsed_ms() / 1000.0;
   if (video) video->close();
 
@@ -402,10 +461,14 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
                     {"read", read_ms.samples()},
                     {"output", out_ms.samples()}};
   summary.exit_code = p.exit_code.load();
+  summary.workers = workers;
+  summary.threads_per_worker = intra_op > 0 ? intra_op : at::get_num_threads();
   if (!o.quiet) {
     std::cerr << "jitvision: " << frames << " frames from " << o.sources.size() << " source(s) on "
               << (device.is_cuda() ? "CUDA" : "CPU") << (dopt.precision == Precision::Float16 ? " FP16" : "")
-              << ", input " << detector.img_size() << (contract.dynamic ? " (rect)" : " (square)");
+              << ", input " << detector.img_size() << (contract.dynamic ? " (rect)" : " (square)") << ", "
+              << workers << (workers == 1 ? " worker" : " workers") << " x " << summary.threads_per_worker
+              << (summary.threads_per_worker == 1 ? " thread" : " threads");
     if (frames > 1) std::cerr << ", " << fmt(summary.steady_fps) << " FPS";
     if (first_result_ms >= 0) std::cerr << ", first result after " << fmt(first_result_ms / 1000.0, 2) << " s";
     std::cerr << "\njitvision: per-frame ms (median/p90): " << stage("capture", capture_ms) << ", "

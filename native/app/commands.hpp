@@ -29,6 +29,7 @@ struct DetectOptions {
   int open_timeout_ms = 10000;
   int read_timeout_ms = 5000;
   int threads = 0;  // 0: LibTorch's default (all cores)
+  int workers = 0;  // inference workers on the CPU; 0: auto (see --workers)
   bool quiet = false;
   std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
 };
@@ -58,6 +59,8 @@ struct DetectSummary {
   double steady_fps = 0;       // after the first result
   std::vector<std::pair<std::string, std::vector<double>>> stages;  // name -> per-frame ms
   int exit_code = 0;
+  int workers = 1;             // inference workers side by side
+  int threads_per_worker = 0;  // their intra-op threads
 };
 DetectSummary run_detect_pipeline(const DetectOptions& options);
 
@@ -71,6 +74,8 @@ struct BenchOptions {
   int warmup = 5;
   int iters = 30;
   std::string video;
+  std::string jit_executor = "profiling";
+  int workers = 0;  // --video pipeline; 0: auto
   bool json = false;
 };
 CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);

@@ -114,6 +114,11 @@ torch::Tensor Detector::forward(const torch::Tensor& input) {
 }
 
 void Detector::warm_up(std::int64_t frame_h, std::int64_t frame_w, int iterations) {
+  std::lock_guard lock(warm_mutex_);
+  warm_up_locked(frame_h, frame_w, iterations);
+}
+
+void Detector::warm_up_locked(std::int64_t frame_h, std::int64_t frame_w, int iterations) {
   const auto plan = plan_for(frame_h, frame_w);
   const auto input = torch::zeros({1, 3, plan.out_h, plan.out_w}, torch::TensorOptions(device_).dtype(dtype_));
   for (int i = 0; i < iterations; ++i) forward(input);
@@ -143,7 +148,11 @@ PreparedFrame Detector::prepare(const torch::Tensor& frame) {
 
 Detections Detector::infer(const PreparedFrame& frame, StageTimes* times) {
   torch::InferenceMode guard;
-  if (!warmed_.count({frame.plan.out_h, frame.plan.out_w})) warm_up(frame.plan.src_h, frame.plan.src_w);
+  {
+    // Held through the warm-up, so another thread waits for it instead of warming up the same shape again.
+    std::lock_guard lock(warm_mutex_);
+    if (!warmed_.count({frame.plan.out_h, frame.plan.out_w})) warm_up_locked(frame.plan.src_h, frame.plan.src_w, 2);
+  }
 
   auto t0 = Clock::now();
   const auto rows = forward(frame.input);

@@ -1,6 +1,7 @@
 #include "jitvision/core/model.hpp"
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include <filesystem>
 #include <fstream>
@@ -64,6 +65,18 @@ LoadedModel load_model(const std::string& path) {
 std::string model_task(const LoadedModel& model) {
   if (!model.metadata.is_object()) return "";
   return model.metadata.value("task", "");
+}
+
+void set_graph_executor(GraphExecutor executor) {
+  torch::jit::getExecutorMode() = executor != GraphExecutor::Legacy;
+  torch::jit::setGraphExecutorOptimize(executor != GraphExecutor::Unoptimized);
+}
+
+GraphExecutor parse_graph_executor(const std::string& name) {
+  if (name == "profiling") return GraphExecutor::Profiling;
+  if (name == "legacy") return GraphExecutor::Legacy;
+  if (name == "unoptimized") return GraphExecutor::Unoptimized;
+  throw UsageError("unknown graph executor '" + name + "' (profiling, legacy or unoptimized)");
 }
 
 }  // namespace jitvision

@@ -2,6 +2,7 @@
 // A YOLOv5 detector around a TorchScript file: ours (dynamic shapes, jitvision.json) or an official export
 // (fixed 640x640, config.txt). The contract is read from the file's metadata, never guessed from output shapes.
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,8 @@ class Detector {
   Detections detect(const torch::Tensor& frame_hwc_bgr, StageTimes* times = nullptr);
 
   // detect() in two halves, so a pipeline can letterbox the next frame while the current one is in the model.
-  // prepare() may run on another thread than infer() (one thread each).
+  // prepare() may run on another thread than infer(); infer() may run on several threads at once (the warm-up of
+  // a new input shape happens once, the other threads waiting for it).
   PreparedFrame prepare(const torch::Tensor& frame_hwc_bgr);
   Detections infer(const PreparedFrame& frame, StageTimes* times = nullptr);
 
@@ -76,6 +78,7 @@ class Detector {
 
  private:
   torch::Tensor upload(const torch::Tensor& frame);
+  void warm_up_locked(std::int64_t frame_h, std::int64_t frame_w, int iterations);  // warm_mutex_ held
 
   torch::jit::Module module_;
   DetectorContract contract_;
@@ -86,6 +89,7 @@ class Detector {
   ResizeFn host_resize_ = resize_linear_u8;
   torch::Tensor pinned_;  // reused host staging buffer for CUDA uploads
   std::map<std::pair<std::int64_t, std::int64_t>, bool> warmed_;  // input shapes already warmed up
+  std::mutex warm_mutex_;  // guards warmed_ and serialises warm-ups
   std::string path_;
 };
 

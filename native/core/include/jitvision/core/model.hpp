@@ -24,4 +24,13 @@ LoadedModel load_model(const std::string& path);
 // The metadata's "task" ("digits", "detect"), or "" when the model carries no metadata of ours.
 std::string model_task(const LoadedModel& model);
 
+// TorchScript's graph executor, process-wide; set it before the first forward. Profiling (LibTorch's default) runs
+// the first call instrumented and optimises the graph on the second; Legacy optimises on the first; Unoptimized
+// interprets the graph as loaded. docs/BENCHMARKS.md compares them (first calls and steady state); the app keeps
+// Profiling and spends its two slow calls in the warm-up, before the first frame.
+enum class GraphExecutor { Profiling, Legacy, Unoptimized };
+void set_graph_executor(GraphExecutor executor);
+// "profiling", "legacy" or "unoptimized"; UsageError otherwise.
+GraphExecutor parse_graph_executor(const std::string& name);
+
 }  // namespace jitvision
