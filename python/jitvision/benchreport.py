@@ -707,7 +707,11 @@ def write_report(raw: Dict, out: Path, chart: Path) -> None:
     s = summarise(raw)
     s["cores"] = raw["machine"]["cores"]
     lines = report_lines(raw, s, os.path.relpath(chart, out.parent))
-    out.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    data = os.environ.get("JITVISION_DATA_DIR")
+    if data:  # commands name the data set the way a reader's machine finds it
+        text = text.replace(str(Path(data).resolve()), "$JITVISION_DATA_DIR").replace(data, "$JITVISION_DATA_DIR")
+    out.write_text(text)
     draw_chart(raw, s, chart)
 
 
