@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -17,6 +16,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "bounded_queue.hpp"
+#include "in_order.hpp"
 #include "commands.hpp"
 #include "jitvision/core/detector.hpp"
 #include "jitvision/core/digits.hpp"
@@ -133,6 +133,7 @@ class Pipeline {
 
 void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& so, Detector& detector,
                   TimingStats& capture_ms) {
+  std::int64_t seq = 0;  // numbers frames over all sources, in capture order
   for (const auto& spec : o.sources) {
     if (p.stop) break;
     std::unique_ptr<io::FrameSource> source;
@@ -145,7 +146,6 @@ void capture_loop(Pipeline& p, const DetectOptions& o, const io::SourceOptions& 
     }
     p.set_source(source.get());
     long long taken = 0;
-    static std::int64_t seq = 0;  // one capture thread per process
     while (!p.stop && (o.max_frames <= 0 || taken < o.max_frames)) {
       try {
         Stopwatch sw;
@@ -378,24 +378,18 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   TimingStats fps_window;
   Stopwatch last_frame;
   const bool need_drawing = window || image_dir || !o.save_video.empty();
-  // Workers finish frames out of order: results wait here until every earlier frame is out. A gap (a frame lost
-  // to a failure or a stop) is skipped once the queue is drained.
-  std::map<std::int64_t, Result> pending;
-  std::int64_t next_seq = 0;
+  // Workers finish frames out of order: results wait until every earlier frame is out. Once the workers are done,
+  // a gap (a frame lost to a failure or a stop) is skipped.
+  InOrder<Result> in_order;
   const auto next_result = [&]() -> std::optional<Result> {
     while (true) {
-      if (auto it = pending.find(next_seq); it != pending.end()) {
-        Result r = std::move(it->second);
-        pending.erase(it);
-        ++next_seq;
-        return r;
-      }
+      if (auto r = in_order.next()) return r;
       if (g_signal && !p.stop) p.request_stop();
       if (auto r = p.results.pop_for(std::chrono::milliseconds(50))) {
-        pending.emplace(r->seq, std::move(*r));
+        const auto seq = r->seq;
+        in_order.add(seq, std::move(*r));
       } else if (p.results.drained()) {
-        if (pending.empty()) return std::nullopt;
-        next_seq = pending.begin()->first;
+        return in_order.next_skipping_gap();
       }
     }
   };

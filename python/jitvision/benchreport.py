@@ -108,7 +108,7 @@ def quick(cmd: Sequence[str]) -> List[str]:
 
 def run_json(cmd: Sequence[str], threads: int, **env: str) -> Dict:
     cmd = quick(cmd)
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=bench_env(threads, **env))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=bench_env(threads, **env))
     if proc.returncode != 0:
         sys.exit(f"benchreport: {shell(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -205,8 +205,9 @@ def one_round(index: int, configs: List[Dict], det: Dict, video: str, threads: i
             log(f"round {index + 1}: {cfg['key']} {side}")
             pair[side] = undisturbed(lambda: run_json(cmd, threads), f"{cfg['key']} {side}", log)
         result["configs"][cfg["key"]] = pair
-    one_worker = [CPP, "bench", "--model", det["path"], "--threads", threads, "--img", "640", "--video", video,
-                  "--warmup", "5", "--iters", "30", "--workers", "1", "--json"]
+    video_cfg = next(cfg for cfg in configs if cfg["key"] == "det-384")
+    one_worker = [CPP, "bench", "--model", det["path"], "--threads", threads, *video_cfg["args"], "--workers", "1",
+                  "--json"]
     log(f"round {index + 1}: C++ pipeline with one inference worker")
     result["one_worker"] = undisturbed(lambda: run_json(one_worker, threads), "one worker", log)
     result["one_worker_command"] = shell(one_worker)
@@ -355,11 +356,11 @@ def summarise(raw: Dict) -> Dict:
                       for k in ("fps", "per_frame_ms", "per_frame_over_forward", "first_result_s", "wall_s")}
     s["cpp_video_w1"] = {k: med(_per_round(raw, lambda r, k=k: r["one_worker"]["video"][k]))
                          for k in ("fps", "per_frame_ms", "per_frame_over_forward", "first_result_s", "wall_s")}
-    s["cpp_video"]["workers"] = raw["rounds"][0]["configs"]["det-384"]["cpp"]["video"]["workers"]
-    s["cpp_video"]["threads_per_worker"] = raw["rounds"][0]["configs"]["det-384"]["cpp"]["video"]["threads_per_worker"]
+    first_video = d(raw["rounds"][0])["cpp"]["video"]
+    s["cpp_video"]["workers"], s["cpp_video"]["threads_per_worker"] = (first_video["workers"],
+                                                                       first_video["threads_per_worker"])
     s["cpp_stages_w1"] = {st: med(_per_round(raw, lambda r, st=st: r["one_worker"]["video"]["stages"][st]["median_ms"]))
-                          for st in raw["rounds"][0]["one_worker"]["video"]["stages"]
-                          if raw["rounds"][0]["one_worker"]["video"]["stages"][st]["n"]}
+                          for st, stats in raw["rounds"][0]["one_worker"]["video"]["stages"].items() if stats["n"]}
     s["cpp_stages"] = {st: {q: med(_per_round(raw, lambda r, st=st, q=q: d(r)["cpp"]["video"]["stages"][st][q]))
                             for q in ("median_ms", "p90_ms")}
                        for st in raw["rounds"][0]["configs"]["det-384"]["cpp"]["video"]["stages"]
@@ -436,8 +437,8 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
          f"median {f(med(loads), 2)}, max {f(max(loads), 2)}"],
         ["CPU taken by other processes during each kept step (cores; a step is repeated while it exceeds "
          f"{MAX_FOREIGN}, at most {ATTEMPTS} times)",
-         f"median {f(med(foreign), 3)}, max {f(max(foreign), 3)}; {sum(v > MAX_FOREIGN for v in foreign)} of "
-         f"{len(foreign)} steps kept over {MAX_FOREIGN}"],
+         f"median {f(med(foreign), 3)}, max {f(max(foreign), 3)}; {disturbed} of {len(foreign)} steps kept over "
+         f"{MAX_FOREIGN}"],
         ["threads (both sides)", str(raw["threads"])],
         ["C++ app", m["cpp_version"]],
         ["Python side", f"Python {m['python']}, torch {m['torch']}, opencv-python {m['opencv_python']}, "
@@ -629,9 +630,7 @@ def recommendation_lines(s: Dict) -> List[str]:
     lines += ["", "**What the app does:** it keeps LibTorch's default profiling executor and takes its slow calls "
               "before the first frame: `jitvision detect` warms up with two forwards at the input shape the first "
               "frame needs (again for each new frame size), so the penalty is part of the start-up figure above and "
-              "never of a frame's latency. Hand-run comparisons on this machine (five interleaved runs of each "
-              "executor) put legacy and profiling within run-to-run noise of each other, and the unoptimized graph "
-              "about 15% slower on every call, so no other executor earns a change from the default."]
+              "never of a frame's latency."]
     return lines
 
 

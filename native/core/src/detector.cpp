@@ -151,7 +151,7 @@ Detections Detector::infer(const PreparedFrame& frame, StageTimes* times) {
   {
     // Held through the warm-up, so another thread waits for it instead of warming up the same shape again.
     std::lock_guard lock(warm_mutex_);
-    if (!warmed_.count({frame.plan.out_h, frame.plan.out_w})) warm_up_locked(frame.plan.src_h, frame.plan.src_w, 2);
+    if (!warmed_.count({frame.plan.out_h, frame.plan.out_w})) warm_up_locked(frame.plan.src_h, frame.plan.src_w, kWarmUpForwards);
   }
 
   auto t0 = Clock::now();

@@ -62,7 +62,9 @@ class Detector {
 
   // Runs `iterations` forwards at the input shape a frame of this size gets, and checks the output's shape.
   // Called by detect() for every new frame size; call it ahead to keep start-up out of the first result.
-  void warm_up(std::int64_t frame_h, std::int64_t frame_w, int iterations = 2);
+  // Two forwards: the profiling executor profiles on the first call and optimises on the second.
+  static constexpr int kWarmUpForwards = 2;
+  void warm_up(std::int64_t frame_h, std::int64_t frame_w, int iterations = kWarmUpForwards);
 
   // Forward pass only, on a ready input [B, 3, H, W] (for benchmarks); returns the decoded rows.
   torch::Tensor forward(const torch::Tensor& input);
