@@ -11,10 +11,13 @@ TOOLCHAIN := $(BUILD)/conan/conan_toolchain.cmake
 JOBS    ?= $(shell nproc)
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := cmake ninja-build g++ make pkg-config libopencv-dev libcli11-dev nlohmann-json3-dev libgtest-dev \
-                xvfb x11-utils imagemagick
+                xvfb x11-utils imagemagick clang-format graphviz
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps venv configure build demo test unit-test e2e-test models clean distclean
+.PHONY: setup system-deps venv configure build demo test unit-test e2e-test lint models clean distclean
+
+# Only setup, demo and test install system packages; build and configure expect them (`make setup` once).
+SYSTEM_DEPS := $(if $(filter setup demo test,$(MAKECMDGOALS)),system-deps)
 
 setup: system-deps venv $(TOOLCHAIN)
 
@@ -28,24 +31,26 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-# Python virtual environment with the pinned torch wheel (which also provides LibTorch for the C++ build).
+# Python virtual environment with the pinned torch wheel (which also provides LibTorch for the C++ build) and the
+# jitvision package installed editable (pyproject.toml), with the tools of its `dev` extra (pytest, conan, ruff).
 venv: $(VENV)/.installed
-$(VENV)/.installed: python/requirements.txt
+# A .venv that is a symbolic link (a git worktree sharing another checkout's venv) is left as it is.
+$(VENV)/.installed: pyproject.toml VERSION
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r python/requirements.txt
-	@# make `python -m jitvision` importable from the venv without an install step
-	echo "$(ROOT)/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/jitvision-src.pth"
+	@if [ -L $(VENV) ]; then echo "== $(VENV) is shared with another checkout: not reinstalling jitvision"; else \
+	  $(PY) -m pip install -q --disable-pip-version-check -e "$(ROOT)[dev]" && \
+	  rm -f "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/jitvision-src.pth"; fi
 	@touch $@
 
 # Conan resolves conanfile.txt against Debian's packages (offline); see third_party/README.md for ConanCenter.
 $(TOOLCHAIN): conanfile.txt third_party/conan/debian12 | $(VENV)/.installed
 	$(VENV)/bin/conan install . -pr:a third_party/conan/debian12 -of $(BUILD)/conan
 
-$(BUILD)/build.ninja: | system-deps $(VENV)/.installed $(TOOLCHAIN)
+$(BUILD)/build.ninja: | $(SYSTEM_DEPS) $(VENV)/.installed $(TOOLCHAIN)
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DCMAKE_TOOLCHAIN_FILE=$(TOOLCHAIN) -DJITVISION_PYTHON=$(PY)
 
-configure: system-deps $(BUILD)/build.ninja
+configure: $(BUILD)/build.ninja
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -73,6 +78,13 @@ e2e-test: build
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: unit-test e2e-test
+
+# ruff on the Python package and tests; clang-format (.clang-format) on the C++ sources, which it must leave as they are.
+CXX_SOURCES = $(shell find native examples -name '*.cpp' -o -name '*.hpp' 2>/dev/null | sort)
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check python tests
+	@echo "clang-format --dry-run --Werror on $(words $(CXX_SOURCES)) C++ files under native/ and examples/"
+	@clang-format --dry-run --Werror $(CXX_SOURCES)
 
 # Retrain and re-export the bundled MNIST model (needs the MNIST files; see models/mnist.md).
 models:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import socketserver
 import subprocess
@@ -177,10 +176,9 @@ def empty_detections_model(img: int = 320) -> Path:
         "for conv in model.detect.m:\n"
         "    torch.nn.init.zeros_(conv.weight)\n"
         "    torch.nn.init.constant_(conv.bias, -10.0)\n"
-        f"export_torchscript(model.eval(), sys.argv[1], img={img})\n"
+        f"export_torchscript(model.eval(), sys.argv[1], img_size={img})\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(partial)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "python")})
+    proc = subprocess.run([sys.executable, "-c", script, str(partial)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     partial.rename(path)
     return path

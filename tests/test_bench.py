@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import pytest
 
 from _support import REPO_ROOT, _exporter_fingerprint, moving_frames, textured_photo
+from jitvision.bench import MAX_REASON, NOISY_SPREAD, noise_check, short_reason, spread
 
 MNIST = REPO_ROOT / "models" / "mnist.torchscript"
 STATS = {"median_ms", "p90_ms", "min_ms", "n"}
@@ -21,7 +21,7 @@ CPP_VIDEO = {"file", "frames", "wall_s", "first_result_s", "fps", "per_frame_ms"
              "threads_per_worker", "stages"}
 CPP_STAGES = {"capture", "preprocess", "inference", "postprocess", "output"}
 PY_FIELDS = {"model", "task", "device", "dtype", "threads", "shape", "warmup", "iters", "jit_executor", "isolated",
-             "file_form", "variants", "peak_rss_mb", "versions"}
+             "file_form", "variants", "peak_rss_mb", "versions", "noise"}
 VARIANTS = {"eager", "traced", "traced+freeze", "traced+freeze+ofi", "scripted", "scripted+freeze",
             "scripted+freeze+ofi"}
 VARIANT_FIELDS = {"source", "load_ms", "first_call_ms", "warmup_ms", "forward", "skipped"}
@@ -32,7 +32,7 @@ TINY = ["--warmup", "1", "--iters", "2", "--threads", "1", "--json"]
 
 def python_bench(*args) -> dict:
     proc = subprocess.run([sys.executable, "-m", "jitvision", "bench", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "python")})
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -78,7 +78,7 @@ def detector(tmp_path_factory) -> dict:
             torch.nn.init.constant_(conv.bias, -10.0)
         torch.save({"format": CHECKPOINT_FORMAT, "arch": net.arch, "names": net.names, "model": net.state_dict(),
                     "ema": None}, weights)
-        export_checkpoint(str(weights), str(model) + ".partial", img=160)
+        export_checkpoint(str(weights), str(model) + ".partial", img_size=160)
         os.replace(str(model) + ".partial", model)
     video = tmp_path_factory.mktemp("bench") / "tiny.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
@@ -144,11 +144,45 @@ def test_both_benches_on_a_detector_and_video(run_cli, detector):
     assert all(STATS <= s.keys() for s in py["video"]["stages"].values())
     check_variant(py["variants"]["eager"], measured=True)
     check_variant(py["variants"]["traced"], measured=True)
-    check_variant(py["variants"]["scripted"], measured=False)  # our YOLOv5 is traced, not scriptable
+    check_variant(py["variants"]["scripted"], measured=True)  # our YOLOv5 is scriptable as well
 
 
 def test_python_bench_bad_shape_is_a_usage_error():
     proc = subprocess.run([sys.executable, "-m", "jitvision", "bench", "--model", str(MNIST), "--shape", "1x28x28"],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "python")})
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "BxCxHxW" in proc.stderr
+
+
+def test_python_bench_skipped_rows_say_why_in_one_short_line():
+    out = python_bench("--model", MNIST, "--variants", "traced,traced+freeze", "--jit-executor", "unoptimized", *TINY)
+    check_variant(out["variants"]["traced"], measured=True)
+    entry = out["variants"]["traced+freeze"]
+    check_variant(entry, measured=False)
+    assert entry["skipped"].startswith("frozen modules do not run with --jit-executor unoptimized")
+    assert "\n" not in entry["skipped"] and len(entry["skipped"]) <= MAX_REASON
+
+
+def test_short_reason_drops_torchscript_internals():
+    exc = RuntimeError("The following operation failed in the TorchScript interpreter.\n"
+                       "Traceback of TorchScript code:\n"
+                       "Couldn't find method: 'forward' on class: '__torch__.torch.nn.modules.dropout."
+                       "___torch_mangle_33.Dropout (of Python compilation unit at: 0x55cf694c4850)'\n  File ...")
+    assert short_reason(exc) == "Couldn't find method: 'forward' on class: 'torch.nn.modules.dropout.Dropout'"
+    long = short_reason(ValueError("x" * 500))
+    assert len(long) == MAX_REASON and long.endswith("...")
+    assert short_reason(KeyError()) == "KeyError"  # no message: the exception's type
+
+
+def test_noise_check_on_synthetic_timings():
+    steady = [10.0] * 27 + [10.5, 11.0, 30.0]  # one outlier above p90 does not count
+    noisy = [10.0] * 15 + [14.0] * 15  # p90 14 vs median 12: 17% ...
+    noisier = [10.0] * 15 + [20.0] * 15  # ... p90 20 vs median 15: 33%
+    assert spread(steady) == 0.0 and spread([]) is None
+    assert spread(noisy) < NOISY_SPREAD < spread(noisier)
+    calm = noise_check({"eager": spread(steady), "traced": spread(noisy), "scripted": None}, 0.5, 1.9, 2)
+    assert calm["warning"] is None
+    jittery = noise_check({"eager": spread(steady), "traced": spread(noisier)}, 0.5, 0.5, 2)
+    assert jittery["warning"] == ("the machine is too noisy for these figures "
+                                  "(p90 more than 25% above the median in traced)")
+    busy = noise_check({"eager": spread(steady)}, 0.5, 2.5, 2)
+    assert busy["warning"] == "the machine is too noisy for these figures (load average 2.5 on 2 CPU cores)"

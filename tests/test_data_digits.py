@@ -3,6 +3,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from jitvision.__main__ import main
@@ -42,6 +43,18 @@ def test_font_digits_without_mnist(tmp_path):
     assert config.names == [str(d) for d in range(10)]
     assert config.hyp["fliplr"] == 0.0  # a mirrored digit is not a digit
     assert config.train == tmp_path.resolve() / "images" / "train"
+
+
+@pytest.mark.parametrize("data_dir_env, code, says", [(None, 2, "pass --mnist DIR or set JITVISION_DATA_DIR"),
+                                                      ("empty", 5, "mnist does not exist: pass --mnist DIR")])
+def test_mnist_digits_without_mnist_say_what_they_need(tmp_path, monkeypatch, capsys, data_dir_env, code, says):
+    if data_dir_env is None:
+        monkeypatch.delenv("JITVISION_DATA_DIR", raising=False)
+    else:
+        monkeypatch.setenv("JITVISION_DATA_DIR", str(tmp_path))
+    assert main(["data", "digits", "--out", str(tmp_path / "d"), "--n", "2", "--split", "train"]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0]
 
 
 def test_generation_is_deterministic(tmp_path):

@@ -3,7 +3,6 @@
 Tolerances (from issue [C]): same classes and count, boxes within 1 px, confidence within 0.002.
 """
 import json
-import os
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ CONF_TOL = 0.002
 def reference(repo_root, model, sources, *extra):
     proc = subprocess.run([sys.executable, "-m", "jitvision", "yolov5", "detect", "--model", str(model),
                            "--source", *map(str, sources), "--json", *extra], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONPATH": str(repo_root / "python")})
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines()]
 

@@ -17,8 +17,16 @@ import cv2
 import numpy as np
 import pytest
 
-from _support import (CLASS_COLOUR_BGR, MjpegServer, empty_detections_model, moving_frames, read_json_lines,
-                      textured_photo, video_frame_count, wait_for_lines)
+from _support import (
+    CLASS_COLOUR_BGR,
+    MjpegServer,
+    empty_detections_model,
+    moving_frames,
+    read_json_lines,
+    textured_photo,
+    video_frame_count,
+    wait_for_lines,
+)
 
 EXIT_MODEL, EXIT_INPUT, EXIT_OUTPUT, EXIT_LOST = 3, 5, 6, 7
 # Live-source settings for the tests: short, so a dead stream is given up quickly.

@@ -12,7 +12,7 @@ from jitvision.demo_report import read_jsonl, score
 
 def make_video(repo_root, tmp_path, frames, mnist_dir=None, seed=123):
     video, truth = tmp_path / "scene.mp4", tmp_path / "truth.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(repo_root / "python")}
+    env = dict(os.environ)
     env.pop("JITVISION_DATA_DIR", None)
     args = [sys.executable, "-m", "jitvision", "data", "digits-video", "--out", str(video), "--truth", str(truth),
             "--frames", str(frames), "--seed", str(seed)]

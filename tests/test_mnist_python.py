@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,12 +12,14 @@ import pytest
 import torch
 
 from jitvision.__main__ import main
+from jitvision.errors import ExportError
 from jitvision.mnist import data, export
 from jitvision.mnist.model import DigitNet
 from jitvision.mnist.normalize import mnist_style
 from jitvision.mnist.photos import make_photo, write_digit_photos
 from jitvision.mnist.predict import DigitPredictor
 from jitvision.mnist.train import to_input
+from jitvision.model_file import load_model
 from jitvision.samples import write_samples
 
 
@@ -110,10 +112,21 @@ def test_train_command_on_a_tiny_set(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert "index % 5 == 4" in printed and "trace: verified" in printed and "script: verified" in printed
-    _, metadata = export.load(out)
+    metadata = load_model(str(out)).metadata
     assert metadata["export"] == "trace"
     assert metadata["training"] == {"data": "mnist-test-split", "description": data.SPLIT_DESCRIPTION,
                                     "train_images": 40, "heldout_images": 10, "seed": 0, "epochs": 1}
+
+
+def test_train_command_without_out_writes_a_new_run_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "data").mkdir()
+    fake_set(tmp_path / "data", data.TEST_IMAGES, data.TEST_LABELS, 20)
+    monkeypatch.chdir(tmp_path)
+    for expected in ("exp", "exp2"):  # never overwrites: not models/, not the previous run
+        assert main(["mnist", "train", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--device", "cpu"]) == 0
+        path = Path("runs") / "mnist" / expected / "mnist.torchscript"
+        assert f"wrote {path} " in capsys.readouterr().out
+        assert load_model(str(path)).metadata["export"] == "trace"
 
 
 def test_train_command_without_data_says_so(tmp_path, capsys):
@@ -129,17 +142,18 @@ METADATA_KEYS = {"format", "task", "export", "input", "normalize", "labels", "tr
                  "verification", "torch_version"}
 
 
-@pytest.mark.parametrize("kind", export.EXPORT_KINDS)
-def test_untrained_model_exports_and_verifies(tmp_path, kind):
+@pytest.mark.parametrize("method", export.EXPORT_METHODS)
+def test_untrained_model_exports_and_verifies(tmp_path, method):
     torch.manual_seed(0)
     model = DigitNet(width=4, hidden=8).eval()
     inputs = to_input(np.random.default_rng(0).integers(0, 256, size=(20, 28, 28), dtype=np.uint8))
     labels = torch.zeros(20, dtype=torch.long)
-    path = tmp_path / f"{kind}.torchscript"
-    metadata = export.export_verified(model, kind, path, inputs, labels, TRAINING)
-    module, stored = export.load(path)
+    path = tmp_path / f"{method}.torchscript"
+    metadata = export.export_verified(model, method, path, inputs, labels, TRAINING)
+    loaded = load_model(str(path))
+    module, stored = loaded.module, loaded.metadata
     assert stored == json.loads(json.dumps(metadata))
-    assert set(stored) == METADATA_KEYS and stored["export"] == kind and stored["format"] == "jitvision/1"
+    assert set(stored) == METADATA_KEYS and stored["export"] == method and stored["format"] == "jitvision/1"
     assert stored["verification"]["argmax_agree"] is True
     assert stored["verification"]["max_abs_logit_diff"] <= export.TOLERANCE
     with torch.no_grad():
@@ -153,7 +167,7 @@ def test_verification_rejects_a_different_model():
     def drifted(x):
         return model(x) + 1e-3
 
-    with pytest.raises(export.ExportVerificationError, match="max abs logit difference"):
+    with pytest.raises(ExportError, match="max abs logit difference"):
         export.verify(model, drifted, torch.randn(10, 1, 28, 28))
 
 
@@ -198,12 +212,12 @@ def heldout(data_dir):
 @pytest.fixture(scope="module")
 def bundled(repo_root):
     path = repo_root / "models" / "mnist.torchscript"
-    assert path.is_file(), f"{path} is missing: rebuild it with `python -m jitvision mnist train`"
+    assert path.is_file(), f"{path} is missing: rebuild it with `make models`"
     return path
 
 
 def test_bundled_model_metadata(bundled):
-    _, metadata = export.load(bundled)
+    metadata = load_model(str(bundled)).metadata
     assert set(metadata) == METADATA_KEYS
     assert metadata["task"] == "digits" and metadata["labels"] == [str(i) for i in range(10)]
     assert metadata["input"] == {"shape": [1, 1, 28, 28], "layout": "NCHW", "dtype": "float32",
@@ -224,13 +238,13 @@ def test_bundled_model_heldout_accuracy(bundled, heldout):
 
 
 def test_predict_cli_matches_the_predictor(tmp_path, repo_root, python_exe, bundled, heldout):
-    images, labels = heldout[0][:8], heldout[1][:8]
+    images = heldout[0][:8]
     paths = []
     for i, image in enumerate(images):
         paths.append(tmp_path / f"{i}.png")
         cv2.imwrite(str(paths[-1]), image)
     result = subprocess.run([python_exe, "-m", "jitvision", "mnist", "predict", "--json", *map(str, paths)],
-                            cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root / "python")},
+                            cwd=repo_root,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]

@@ -1,20 +1,26 @@
 """Model, export and verification without the real data: randomly initialised YOLOv5 models."""
 import copy
 import json
+import os
 import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from jitvision.errors import OutputError
+from jitvision.model_file import load_model
 from jitvision.yolov5 import export as export_module
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.errors import CheckpointError, ExportError
 from jitvision.yolov5.export import export_torchscript
 from jitvision.yolov5.model import Yolov5, fuse_conv_bn, yolov5_architecture
-from jitvision.yolov5.torchscript import load_torchscript
 
 METADATA_KEYS = {"format", "task", "arch", "dynamic", "letterbox", "img_size", "stride", "strides", "anchors", "nc",
-                 "names", "fused", "half", "source", "torch_version", "verification"}
+                 "names", "fused", "half", "export", "source", "torch_version", "verification"}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -41,8 +47,9 @@ def model():
 @pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("export") / "random-n.torchscript"
-    result = export_torchscript(model, str(path), img=320)
-    module, extras = load_torchscript(str(path))
+    result = export_torchscript(model, str(path), img_size=320)
+    loaded = load_model(str(path))
+    module, extras = loaded.module, loaded.extras
     return result, module, extras
 
 
@@ -70,7 +77,9 @@ def test_export_is_verified_and_carries_both_metadata_files(exported, model):
     assert set(meta) == METADATA_KEYS
     assert meta["format"] == "jitvision/1" and meta["dynamic"] is True and meta["letterbox"] == "rect"
     assert meta["anchors"] == [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
-    assert meta["verification"] == {"sizes": [[320, 320], [192, 320], [160, 128]], "max_abs_diff": result.max_abs_diff}
+    assert meta["verification"] == {"sizes": [[320, 320], [192, 320], [160, 128]], "batches": [2, 1],
+                                    "max_abs_diff": result.max_abs_diff}
+    assert meta["export"] == "trace"
     assert meta["names"] == model.names and meta["nc"] == 80 and meta["half"] is False
     config = json.loads(extras["config.txt"])
     assert config == {"shape": [1, 3, 320, 320], "stride": 32, "names": {str(i): n for i, n in enumerate(model.names)}}
@@ -107,7 +116,11 @@ def test_no_device_or_dtype_baked_into_the_graph(exported):
     code = "\n".join(m.code for _, m in module.named_modules() if hasattr(m, "code"))
     graph = str(module.inlined_graph)
     assert "cpu" not in code and "cpu" not in graph
-    assert "CONSTANTS" not in code  # no tensor constants (they would carry a device and dtype)
+    constants = [v for _, m in module.named_modules() if hasattr(m, "code_with_constants")
+                 for v in m.code_with_constants[1].const_mapping.values()]
+    # only the trace's scalars (x * 2, - 0.5, * stride): 0-dim tensors, which take part in arithmetic on any
+    # device without changing the result's dtype; no tensor with a shape (that one would carry device and dtype)
+    assert constants and all(not isinstance(v, torch.Tensor) or v.dim() == 0 for v in constants)
     assert not re.search(r"Device = prim::Constant", graph)
     assert not re.search(r"dtype=\d", code)
 
@@ -125,8 +138,10 @@ def test_dtype_follows_the_module(exported):
 
 def test_custom_class_count(tmp_path):
     names = ["cat", "dog", "fox"]
-    result = export_torchscript(random_model(nc=3, names=names, seed=1), str(tmp_path / "nc3.torchscript"), img=128)
-    module, extras = load_torchscript(result.path)
+    result = export_torchscript(random_model(nc=3, names=names, seed=1), str(tmp_path / "nc3.torchscript"),
+                                img_size=128)
+    loaded = load_model(result.path)
+    module, extras = loaded.module, loaded.extras
     meta = json.loads(extras["jitvision.json"])
     assert meta["nc"] == 3 and meta["names"] == names and result.max_abs_diff <= 1e-4
     with torch.no_grad():
@@ -167,17 +182,58 @@ def test_failed_verification_writes_nothing(model, tmp_path, monkeypatch):
     out = tmp_path / "bad.torchscript"
     monkeypatch.setattr(export_module, "TOLERANCE", -1.0)
     with pytest.raises(ExportError, match="verification failed"):
-        export_torchscript(model, str(out), img=64)
+        export_torchscript(model, str(out), img_size=64)
     assert not out.exists() and not list(tmp_path.iterdir())
     with pytest.raises(ExportError, match="not a multiple of the model stride 32"):
-        export_torchscript(model, str(out), img=100)
+        export_torchscript(model, str(out), img_size=100)
 
 
 def test_half_export_expects_half_input(model, tmp_path):
-    result = export_torchscript(model, str(tmp_path / "half.torchscript"), img=64, half=True)
-    module, extras = load_torchscript(result.path)
+    result = export_torchscript(model, str(tmp_path / "half.torchscript"), img_size=64, half=True)
+    loaded = load_model(result.path)
+    module, extras = loaded.module, loaded.extras
     assert json.loads(extras["jitvision.json"])["half"] is True
     assert result.max_abs_diff <= 1e-4 and result.half_max_abs_diff <= 1e-4
     assert {p.dtype for p in module.parameters()} == {torch.float16}
     with torch.no_grad():
         assert module(torch.rand(1, 3, 64, 96).half())[0].dtype == torch.float16
+
+
+def test_import_out_directory_is_one_error_line_and_leaves_nothing(model, tmp_path):
+    checkpoint = tmp_path / "random.pt"
+    save_official_style(model, checkpoint)
+    target = tmp_path / "models"
+    target.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "jitvision", "yolov5", "import", str(checkpoint), "--out",
+                           str(target), "--img", "64"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 6, proc.stderr
+    assert proc.stderr.strip() == f"jitvision: error: cannot write {target}: it is a directory; give a file path"
+    assert target.is_dir() and not list(target.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "random.pt"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-to-fifo", "device"])
+def test_export_never_replaces_a_non_regular_file(model, tmp_path, kind):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    out = {"fifo": fifo, "device": Path(os.devnull)}.get(kind, tmp_path / "link.torchscript")
+    if kind == "link-to-fifo":
+        out.symlink_to(fifo)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(OutputError, match=f"cannot write {re.escape(str(out))}: it is not a regular file"):
+        export_torchscript(model, str(out), img_size=64)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_export_replaces_a_regular_file_whole_with_the_usual_mode(model, tmp_path):
+    out = tmp_path / "model.torchscript"
+    out.write_text("old")
+    umask = os.umask(0o022)
+    try:
+        export_torchscript(model, str(out), img_size=64)
+    finally:
+        os.umask(umask)
+    assert load_model(str(out)).extras["jitvision.json"]
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["model.torchscript"]

@@ -32,7 +32,7 @@ def small_export(tmp_path_factory):
     folder = tmp_path_factory.mktemp("small")
     model = Yolov5(yolov5_architecture("n", nc=2), names=["ball", "goal"]).eval()
     ours = folder / "ours.torchscript"
-    export_torchscript(model, str(ours), img=64)
+    export_torchscript(model, str(ours), img_size=64)
     extras = {"config.txt": ""}
     module = torch.jit.load(str(ours), _extra_files=extras)
     official = folder / "official-style.torchscript"
@@ -61,18 +61,18 @@ def test_info_reads_official_config_only_files(small_export):
     _, official = small_export
     info = model_info(str(official))
     assert info["metadata"] is None and info["config"]["names"] == {"0": "ball", "1": "goal"}
-    assert info["input"] == {"shape": [1, 3, 64, 64], "dtype": "float32", "dynamic": None}
+    assert info["input"] == {"shape": [1, 3, 64, 64], "dtype": "float32", "dynamic": False}
     assert info["outputs"] == [{"shape": [1, 3 * (64 + 16 + 4), 7], "dtype": "float32"}]
-    assert info["build"] == "traced, with scripted parts" and info["saved_with_torch"] is None
+    assert info["build"] == "traced" and info["saved_with_torch"] is None
 
 
 def test_official_style_files_get_the_square_letterbox(small_export):
     ours, official = small_export
     detector = load_detector(str(official))
-    assert (detector.kind, detector.rect, detector.fixed_shape, detector.names) == ("official", False, (64, 64),
-                                                                                    ["ball", "goal"])
+    assert (detector.origin, detector.rect, detector.fixed_shape, detector.names) == (
+        "ultralytics", False, (64, 64), ["ball", "goal"])
     detector = load_detector(str(ours))
-    assert (detector.kind, detector.rect, detector.input_shape(None), detector.input_shape(128)) == (
+    assert (detector.origin, detector.rect, detector.input_shape(None), detector.input_shape(128)) == (
         "jitvision", True, (64, 64), (128, 128))
 
 
@@ -96,16 +96,17 @@ def test_detect_json_lines_on_a_directory(capsys, small_export, tmp_path):
             assert 0 <= x1 <= x2 <= 90 and 0 <= y1 <= y2 <= 50
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["yolov5", "detect", "--model", "{tmp}/missing.torchscript", "--source", "{tmp}"], "does not exist"),
-    (["yolov5", "detect", "--model", "{ours}", "--source", "{tmp}/nothing*.jpg"], "no files match"),
-    (["yolov5", "detect", "--model", "{ours}", "--source", "{tmp}/x.jpg", "--img", "100"], "not a multiple"),
-    (["yolov5", "detect", "--model", "{tmp}/x.jpg", "--source", "{tmp}/x.jpg"], "not a TorchScript file"),
-    (["info", "{tmp}/state.pt"], "torch.save checkpoint, not TorchScript"),
+@pytest.mark.parametrize("argv, exit_code, message", [
+    (["yolov5", "detect", "--model", "{tmp}/missing.torchscript", "--source", "{tmp}"], 3, "does not exist"),
+    (["yolov5", "detect", "--model", "{ours}", "--source", "{tmp}/nothing*.jpg"], 5, "no files match"),
+    (["yolov5", "detect", "--model", "{ours}", "--source", "{tmp}/x.jpg", "--img", "100"], 3, "not a multiple"),
+    (["yolov5", "detect", "--model", "{tmp}/x.jpg", "--source", "{tmp}/x.jpg"], 3, "not a TorchScript file"),
+    (["info", "{tmp}/state.pt"], 3, "torch.save checkpoint, not TorchScript"),
+    (["info", "{ours}", "--bogus"], 2, "unrecognized arguments: --bogus"),
 ])
-def test_errors_are_one_line_and_exit_1(capsys, small_export, tmp_path, argv, message):
+def test_errors_are_one_line_with_the_apps_exit_code(capsys, small_export, tmp_path, argv, exit_code, message):
     cv2.imwrite(str(tmp_path / "x.jpg"), np.zeros((8, 8, 3), np.uint8))
     torch.save({"w": torch.zeros(1)}, tmp_path / "state.pt")
     argv = [a.format(tmp=tmp_path, ours=small_export[0]) for a in argv]
     code, _, err = run_cli(capsys, *argv)
-    assert code == 1 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert code == exit_code and err.startswith("jitvision: error: ") and message in err and err.count("\n") == 1

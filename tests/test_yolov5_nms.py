@@ -65,6 +65,14 @@ def test_other_classes_never_suppress():
     assert out[:, 5].tolist() == [0.0, 1.0]
 
 
+def test_other_classes_never_suppress_at_img_8192():
+    # A class-1 box at (100, 100) moved by a constant 7680 per class lands on the class-0 box at (7780, 7780).
+    rows = torch.tensor([[7780.0, 7780.0, 100.0, 100.0, 0.9, 0.9, 0.1],
+                         [100.0, 100.0, 100.0, 100.0, 0.8, 0.1, 0.9]])
+    out = non_max_suppression(rows)
+    assert out[:, 5].tolist() == [0.0, 1.0]
+
+
 def test_thresholds_are_strict_and_empty_input_works():
     rows = torch.tensor([[50.0, 50.0, 20.0, 20.0, 0.5, 0.5]])  # score 0.25, not > 0.25
     assert non_max_suppression(rows, conf_thres=0.25).shape == (0, 6)

@@ -58,14 +58,14 @@ def test_code_in_the_pickle_is_refused_and_never_runs(tmp_path, make_payload, ca
     assert not marker.exists()
 
 
-def test_cli_refuses_it_with_exit_code_1(tmp_path, capsys):
+def test_cli_refuses_it_as_a_model_error(tmp_path, capsys):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "evil.pt"
     torch.save({"model": RunsCommand(f"touch {marker}")}, path)
     out = tmp_path / "never.torchscript"
-    assert main(["yolov5", "import", str(path), "--out", str(out)]) == 1
+    assert main(["yolov5", "import", str(path), "--out", str(out)]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("error: refused:") and "system" in err
+    assert err.startswith("jitvision: error: refused:") and "system" in err
     assert not marker.exists() and not out.exists()
 
 
@@ -114,3 +114,31 @@ def test_numpy_metrics_of_training_checkpoints_are_read_inertly(tmp_path):
     loaded = safe_load(str(path))
     assert isinstance(loaded["best_fitness"], Call) and loaded["best_fitness"].qualname.endswith("_reconstruct")
     assert isinstance(loaded["epoch"], Call) and loaded["date"] == b"2024"
+
+
+def test_declared_sizes_are_checked_against_the_storage_in_the_file(tmp_path):
+    # One float in the file, viewed with stride 0 as 2^31 of them: 8 GiB once the model copies it.
+    path = tmp_path / "stride0.pt"
+    torch.save({"w": torch.zeros(1).expand(2 ** 31)}, path)
+    assert path.stat().st_size < 4096
+    with pytest.raises(CheckpointError, match="more than the 1 elements its storage holds"):
+        safe_load(str(path))
+    views = tmp_path / "views.pt"
+    base = torch.arange(12.0)
+    torch.save({"a": base[2:8].view(2, 3), "b": base[::3]}, views)
+    loaded = safe_load(str(views))
+    assert loaded["a"].tolist() == [[2, 3, 4], [5, 6, 7]] and loaded["b"].tolist() == [0, 3, 6, 9]
+
+
+def test_compressed_byteorder_bomb_is_refused(tmp_path):
+    path = tmp_path / "bomb.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with zipfile.ZipFile(path) as src:
+        prefix = src.namelist()[0].split("/")[0]
+        records = [(info, src.read(info)) for info in src.infolist() if not info.filename.endswith("/byteorder")]
+    with zipfile.ZipFile(path, "w") as out:
+        for info, data in records:
+            out.writestr(info, data)
+        out.writestr(f"{prefix}/byteorder", bytes(64 << 20), compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(CheckpointError, match="byteorder is compressed"):
+        safe_load(str(path))

@@ -14,14 +14,13 @@ import torch
 
 from jitvision.__main__ import main
 from jitvision.data.video import write_video
+from jitvision.model_file import load_model
 from jitvision.yolov5.augment import DEFAULT_HYP, flip_lr, mosaic, random_affine
 from jitvision.yolov5.detect import detect, load_detector
 from jitvision.yolov5.loss import YoloLoss, ciou, init_detect_biases, raw_outputs
 from jitvision.yolov5.metrics import box_iou
 from jitvision.yolov5.model import Yolov5, yolov5_architecture
 from jitvision.yolov5.train import load_training_checkpoint, model_from_checkpoint
-from jitvision.yolov5.torchscript import load_torchscript
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,11 +126,36 @@ def trained(tmp_path_factory, one_torch_thread):
     for split, n in (("train", 32), ("val", 8)):
         assert main(["data", "digits", "--out", str(data), "--n", str(n), "--split", split, "--img", "128",
                      "--font-fraction", "1"]) == 0
-    out = root / "run"
     code, log = run_cli(["yolov5", "train", "--data", data / "data.yaml", "--cfg", "n", "--img", 128, "--epochs", 2,
-                         "--batch", 8, "--workers", 0, "--out", out, "--hyp", "warmup_epochs=0", "lr0=0.02"])
+                         "--batch", 8, "--workers", 0, "--project", root / "runs", "--hyp", "warmup_epochs=0",
+                         "lr0=0.02", "--export-method", "script"])
     assert code == 0, log
+    out = root / "runs" / "exp"  # the first run under a project gets NAME itself
+    assert f"run folder: {out}" in log
     return data, out
+
+
+def one_epoch_run(data, *extra):
+    return run_cli(["yolov5", "train", "--data", data / "data.yaml", "--cfg", "n", "--img", 64, "--epochs", 1,
+                    "--batch", 8, "--workers", 0, "--no-export", *extra])
+
+
+def test_runs_never_overwrite_each_other(trained):
+    data, first = trained
+    project = first.parent
+    before = (first / "weights" / "last.pt").read_bytes()
+    code, log = one_epoch_run(data, "--project", project)
+    assert code == 0, log
+    second = project / "exp2"
+    assert f"run folder: {second}" in log
+    assert (first / "weights" / "last.pt").read_bytes() == before
+    assert len(epoch_losses(first / "results.csv")) == 2 and len(epoch_losses(second / "results.csv")) == 1
+    # --exist-ok writes into PROJECT/NAME again: a new run there, with results of its own
+    code, log = one_epoch_run(data, "--project", project, "--name", "exp2", "--exist-ok")
+    assert code == 0, log
+    assert f"run folder: {second}" in log and not (project / "exp3").exists()
+    assert len(epoch_losses(second / "results.csv")) == 1
+    assert load_training_checkpoint(str(second / "weights" / "last.pt"))["run_dir"] == str(second)
 
 
 def test_training_lowers_the_loss(trained):
@@ -154,27 +178,27 @@ def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
     data, out = trained
     ckpt = torch.load(out / "weights" / "last.pt", map_location="cpu", weights_only=True)
     ckpt["epoch"] = 0  # as if stopped after the first of two epochs
-    ckpt["options"]["out"] = str(tmp_path)
+    ckpt["run_dir"] = str(tmp_path)
     torch.save(ckpt, tmp_path / "stopped.pt")
     code, log = run_cli(["yolov5", "train", "--resume", tmp_path / "stopped.pt"])
     assert code == 0, log
-    assert "resuming" in log
+    assert "resuming" in log and f"run folder: {tmp_path}" in log  # the folder of the resumed run, not a new one
     assert len(epoch_losses(tmp_path / "results.csv")) == 1
     assert torch.load(tmp_path / "weights" / "last.pt", weights_only=True)["epoch"] == 1
     code, log = run_cli(["yolov5", "train", "--resume", tmp_path / "weights" / "last.pt"])
-    assert code == 1  # finished already
+    assert code == 2  # finished already: a usage error
 
 
 def test_export_verifies_and_scores_like_the_checkpoint(trained):
     data, out = trained
     exported = out / "weights" / "best.torchscript"
-    _, extras = load_torchscript(str(exported))
+    extras = load_model(str(exported)).extras
     meta = json.loads(extras["jitvision.json"])
-    assert meta["dynamic"] and meta["nc"] == 10 and meta["img_size"] == 128
+    assert meta["dynamic"] and meta["nc"] == 10 and meta["img_size"] == 128 and meta["export"] == "script"
     assert meta["verification"]["max_abs_diff"] <= 1e-4
     detector = load_detector(str(exported))
     image = next((data / "images" / "val").iterdir())
-    detect(detector, cv2.imread(str(image)), conf=0.001)  # runs through the reference pipeline
+    detect(detector, cv2.imread(str(image)), conf_thres=0.001)  # runs through the reference pipeline
     scores = []
     for weights in (out / "weights" / "best.pt", exported):
         code, log = run_cli(["yolov5", "val", "--data", data / "data.yaml", "--weights", weights, "--json"])

@@ -5,11 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "failure.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/digits.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/io/image_file.hpp"
 #include "jitvision/io/inputs.hpp"
+#include "json_text.hpp"
 #include "paths.hpp"
 
 namespace jitvision::app {
@@ -21,7 +23,8 @@ ImageView view_of(const cv::Mat& m) {
 
 void print_result(const std::string& source, const DigitResult& r, bool json) {
   if (json) {
-    nlohmann::json line{{"source", source}, {"digit", r.digit}, {"prob", r.prob}, {"probs", r.probs}};
+    nlohmann::json line{
+        {"source", escape_invalid_utf8(source)}, {"digit", r.digit}, {"prob", r.prob}, {"probs", r.probs}};
     std::cout << line.dump() << '\n';
   } else {
     std::cout << source << ": " << r.digit << " (prob " << std::fixed << std::setprecision(4) << r.prob << ")\n";
@@ -29,9 +32,6 @@ void print_result(const std::string& source, const DigitResult& r, bool json) {
 }
 
 }  // namespace
-
-void report_error(const std::string& message) { std::cerr << "jitvision: error: " << message << std::endl; }
-void report_warning(const std::string& message) { std::cerr << "jitvision: warning: " << message << std::endl; }
 
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
   auto* cmd = app.add_subcommand("digits", "Recognise a handwritten digit in each image (photos or MNIST-style crops)");
@@ -42,9 +42,11 @@ CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
   cmd->add_flag("--json", o.json, R"(One JSON object per line: {"source", "digit", "prob", "probs"})");
   cmd->add_option("--batch", o.batch, "Images per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
   cmd->add_option("inputs", o.inputs, "Image files, directories (their images, sorted) or quoted globs ('dir/*.png')");
-  cmd->add_option("--source", o.live.sources,
-                  "Live mode: read every digit in video frames, cameras, streams or scenes (any detect source); repeatable");
-  cmd->add_option("--detector", o.detector, "Live mode: digit detector (default: the bundled models/digits_yolov5n.torchscript)");
+  cmd->add_option(
+      "--source", o.live.sources,
+      "Live mode: read every digit in video frames, cameras, streams or scenes (any detect source); repeatable");
+  cmd->add_option("--detector", o.detector,
+                  "Live mode: digit detector (default: the bundled models/digits_yolov5n.torchscript)");
   add_stream_options(cmd, o.live);
   return cmd;
 }
@@ -62,7 +64,7 @@ int run_digits(const DigitsOptions& o) {
   if (o.inputs.empty()) throw UsageError("nothing to read: give digit images, directories or globs, or --source");
   const auto device = resolve_device(parse_device_choice(o.device));
   const std::string model_path = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
-  const DigitClassifier classifier(load_model(model_path), device);
+  const DigitClassifier classifier(load_model(model_path, {o.live.trust_model}), device);
 
   bool input_failed = false;
   std::vector<std::string> sources;
@@ -88,7 +90,8 @@ int run_digits(const DigitsOptions& o) {
       batch.push_back(normalize_digit(as_tensor(view_of(image))));
       sources.push_back(item.path);
     } catch (const InputError& e) {
-      report_error(e.what() + (std::string(e.what()).find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
+      report_error(e.what() +
+                   (std::string(e.what()).find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
       input_failed = true;
       continue;
     }

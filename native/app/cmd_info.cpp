@@ -1,13 +1,14 @@
 // `jitvision info`: what a TorchScript file promises: its forward signature, metadata and, for detectors, the
-// input contract jitvision will use.
+// input contract jitvision will use; with --graph also the TorchScript IR of forward.
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "jitvision/core/detector.hpp"
+#include "jitvision/core/contract.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/model.hpp"
+#include "json_text.hpp"
 
 namespace jitvision::app {
 
@@ -15,21 +16,26 @@ CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
   auto* cmd = app.add_subcommand("info", "Print a TorchScript model's contract and metadata");
   cmd->add_option("model", o.model, "TorchScript file")->required();
   cmd->add_flag("--json", o.json, "Print one JSON object instead of text");
+  add_trust_model_flag(cmd, o.trust_model);
+  cmd->add_flag("--graph", o.graph,
+                "Also print the TorchScript IR of forward: its graph (submodule calls inlined) and its code "
+                "(with --json: the fields \"graph\" and \"code\")");
   return cmd;
 }
 
 int run_info(const InfoOptions& o) {
-  const auto model = load_model(o.model);
-  nlohmann::json info{{"path", model.path}, {"parameters", model.parameter_count}};
+  const auto model = load_model(o.model, {o.trust_model});
+  nlohmann::json info{{"path", escape_invalid_utf8(model.path)}, {"parameters", model.parameter_count}};
   if (model.module.find_method("forward")) {
     info["forward"] = c10::str(model.module.get_method("forward").function().getSchema());
   }
-  info["task"] = model_task(model).empty() ? (model.official_config.is_object() ? "detect" : "unknown")
-                                           : model_task(model);
+  const auto contract = read_contract(model);
+  info["kind"] = to_string(contract.kind);
+  info["task"] = contract.task.empty() ? "unknown" : contract.task;
   if (!model.metadata.is_null()) info["metadata"] = model.metadata;
   if (!model.official_config.is_null()) info["config.txt"] = model.official_config;
-  if (info["task"] == "detect") {
-    const auto c = read_detector_contract(model);
+  if (contract.detector) {
+    const auto& c = *contract.detector;
     info["contract"] = {{"origin", c.origin},
                         {"dynamic", c.dynamic},
                         {"letterbox", c.letterbox == LetterboxMode::Rect ? "rect" : "square"},
@@ -39,17 +45,28 @@ int run_info(const InfoOptions& o) {
                         {"output", "rows [B, N, " + std::to_string(c.names.size() + 5) + "]"},
                         {"classes", c.names.size()}};
   }
+  if (o.graph) {
+    const auto ir = forward_ir(model);
+    info["graph"] = ir.graph;
+    info["code"] = ir.code;
+  }
   if (o.json) {
     std::cout << info.dump() << std::endl;
     return 0;
   }
   std::cout << "model:      " << model.path << "\n"
+            << "kind:       " << info["kind"].get<std::string>() << "\n"
             << "task:       " << info["task"].get<std::string>() << "\n"
             << "parameters: " << model.parameter_count << "\n";
   if (info.contains("forward")) std::cout << "forward:    " << info["forward"].get<std::string>() << "\n";
   if (info.contains("contract")) std::cout << "contract:   " << info["contract"].dump(2) << "\n";
   if (info.contains("metadata")) std::cout << "metadata (jitvision.json): " << model.metadata.dump(2) << "\n";
   if (info.contains("config.txt")) std::cout << "config.txt: " << model.official_config.dump() << "\n";
+  if (o.graph) {
+    std::cout << "\ngraph (forward, inlined):\n"
+              << info["graph"].get<std::string>() << "\ncode (forward):\n"
+              << info["code"].get<std::string>();
+  }
   return 0;
 }
 

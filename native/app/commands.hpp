@@ -1,6 +1,6 @@
 #pragma once
-// The subcommands. Each registers its options on the CLI and runs from a filled options struct; main() owns the
-// error-to-exit-code mapping.
+// The subcommands. Each registers its options on the CLI and runs from a filled options struct; run_cli() owns the
+// error-to-exit-code mapping (failure_of).
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -15,7 +15,7 @@ struct DetectOptions {
   std::vector<std::string> sources;
   std::string device = "auto";
   bool half = false;
-  int img = 0;  // 0: the model's own input size
+  int img_size = 0;  // --img; 0: the model's own input size
   float conf = 0.25f;
   float iou = 0.45f;
   std::vector<int> classes;
@@ -32,7 +32,16 @@ struct DetectOptions {
   int workers = 0;  // inference workers on the CPU; 0: auto (see --workers)
   bool quiet = false;
   std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
+  bool trust_model = false;  // --trust-model: skip the model firewall
 };
+
+// --trust-model, the same flag on every command that loads a model: load it without the model firewall
+// (docs/security.md).
+void add_trust_model_flag(CLI::App* cmd, bool& trust_model);
+
+// CLI::Range for a real number that must also be finite: CLI::Range itself lets NaN through (every comparison with
+// NaN is false), and a NaN IoU threshold would turn NMS off. "nan" and "inf" fail parsing (exit 2, one line).
+CLI::Validator finite_range(double min, double max);
 
 // The options `detect` and live `digits` share (inference size, thresholds, outputs, live-source behaviour).
 void add_stream_options(CLI::App* cmd, DetectOptions& options);
@@ -43,8 +52,8 @@ struct DigitsOptions {
   bool json = false;
   int batch = 64;
   std::vector<std::string> inputs;
-  std::string detector;   // live mode: the digit detector (default: the bundled one)
-  DetectOptions live;     // live mode: --source and the stream options
+  std::string detector;  // live mode: the digit detector (default: the bundled one)
+  DetectOptions live;    // live mode: --source and the stream options
 };
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& options);
 int run_digits(const DigitsOptions& options);
@@ -54,9 +63,9 @@ int run_detect(const DetectOptions& options);
 // What a detect run measured (for the summary and for `jitvision bench --video`).
 struct DetectSummary {
   std::int64_t frames = 0;
-  double wall_ms = 0;          // whole command, model loading included
-  double first_result_ms = -1;  // command start to the first frame's result
-  double steady_fps = 0;       // after the first result
+  double wall_ms = 0;                                               // whole command, model loading included
+  double first_result_ms = -1;                                      // command start to the first frame's result
+  double steady_fps = 0;                                            // after the first result
   std::vector<std::pair<std::string, std::vector<double>>> stages;  // name -> per-frame ms
   int exit_code = 0;
   int workers = 1;             // inference workers side by side
@@ -66,9 +75,10 @@ DetectSummary run_detect_pipeline(const DetectOptions& options);
 
 struct BenchOptions {
   std::string model;
+  bool trust_model = false;
   std::string device = "auto";
   bool half = false;
-  int img = 0;
+  int img_size = 0;   // --img; 0: the model's own input size
   std::string shape;  // BxCxHxW
   int threads = 0;
   int warmup = 5;
@@ -83,15 +93,11 @@ int run_bench(const BenchOptions& options);
 
 struct InfoOptions {
   std::string model;
+  bool trust_model = false;
   bool json = false;
+  bool graph = false;  // also the TorchScript IR of forward: its inlined graph and its code
 };
 CLI::App* add_info_command(CLI::App& app, InfoOptions& options);
 int run_info(const InfoOptions& options);
-
-// Prints a warning line: "jitvision: warning: MESSAGE".
-void report_warning(const std::string& message);
-
-// Prints the error as the one line users see: "jitvision: error: MESSAGE".
-void report_error(const std::string& message);
 
 }  // namespace jitvision::app

@@ -1,3 +1,5 @@
 """jitvision: train PyTorch models, export them through TorchScript, and check the C++ app against them."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("jitvision")  # from the top-level VERSION file, through the package's installed metadata

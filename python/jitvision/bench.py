@@ -8,12 +8,18 @@ per-stage median/p90). Field names follow the C++ command's JSON so the two can 
 Without ``--isolate`` every variant runs in this process, so later variants profit from the lazy initialisation
 (thread pool, oneDNN primitives, first-touch memory) the earlier ones paid for; ``--isolate`` runs each in a fresh
 child process, whose first call is then comparable with a fresh ``jitvision bench``.
+
+A variant that cannot be built or run is a ``skipped`` row with one short reason (TorchScript's internal names and
+addresses left out). The figures come with a noise check (``noise`` in the JSON, a ``warning:`` line on stderr):
+too noisy when a variant's timed forwards spread by more than ``NOISY_SPREAD`` (p90 over median) or when the
+1-minute load average, read before and after, exceeds ``NOISY_LOAD`` x the usable CPU cores.
 """
 import argparse
 import json
 import math
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -25,8 +31,10 @@ import cv2
 import numpy as np
 import torch
 
-from jitvision.yolov5.errors import Yolov5Error
-from jitvision.yolov5.torchscript import load_torchscript, quiet_jit_warnings
+from jitvision.device import pick_device
+from jitvision.errors import InputError, JitvisionError, UsageError
+from jitvision.firewall import add_trust_flag
+from jitvision.model_file import ModelContract, ModelKind, input_shape, load_model, quiet_jit_warnings, read_contract
 
 FORMS = ("eager", "traced", "scripted")
 STEPS = ("", "+freeze", "+freeze+ofi")
@@ -35,8 +43,51 @@ VARIANTS = tuple(f + s for f in FORMS for s in (STEPS if f != "eager" else ("",)
 EXECUTORS = ("profiling", "legacy", "unoptimized")
 
 
-class BenchError(Exception):
+class BenchError(UsageError):
     """A bench run that cannot be done as asked (bad shape, model without a known input, ...)."""
+
+
+# The noise check: figures are flagged when a variant's p90 is more than NOISY_SPREAD above its median, or when
+# the 1-minute load average (before or after) is above NOISY_LOAD per usable CPU core.
+NOISY_SPREAD = 0.25
+NOISY_LOAD = 1.0
+MAX_REASON = 120  # characters of an exception's message kept in a skipped row
+TORCHSCRIPT_BOILERPLATE = ("The following operation failed in the TorchScript interpreter.",
+                           "Traceback of TorchScript code:")
+
+
+def short_reason(exc: BaseException) -> str:
+    """One short line from an exception: its first informative line, TorchScript's mangled class names and
+    compilation-unit addresses removed, cut at MAX_REASON characters."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    line = next((text for text in lines if text and text not in TORCHSCRIPT_BOILERPLATE), type(exc).__name__)
+    line = re.sub(r" \(of Python compilation unit at: 0x[0-9a-f]+\)", "", line)
+    line = re.sub(r"___torch_mangle_\d+\.", "", line).replace("__torch__.", "").rstrip(":")
+    return line if len(line) <= MAX_REASON else line[:MAX_REASON - 3].rstrip() + "..."
+
+
+def spread(samples: Sequence[float]) -> Optional[float]:
+    """(p90 - median) / median of timed forwards, or None without samples."""
+    s = stats(samples)
+    return None if not s["n"] or s["median_ms"] <= 0 else (s["p90_ms"] - s["median_ms"]) / s["median_ms"]
+
+
+def noise_check(spreads: Dict[str, Optional[float]], load_before: float, load_after: float, cpus: int) -> Dict:
+    """The noise record of a run: the inputs and ``warning``, one line or None when the figures look steady."""
+    noisy = sorted(name for name, value in spreads.items() if value is not None and value > NOISY_SPREAD)
+    load = max(load_before, load_after)
+    reasons = []
+    if noisy:
+        reasons.append(f"p90 more than {NOISY_SPREAD:.0%} above the median in {', '.join(noisy)}")
+    if load > NOISY_LOAD * cpus:
+        reasons.append(f"load average {load:.1f} on {cpus} CPU cores")
+    warning = f"the machine is too noisy for these figures ({'; '.join(reasons)})" if reasons else None
+    return {"spread": spreads, "load_before": load_before, "load_after": load_after, "cpus": cpus,
+            "warning": warning}
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
 
 
 def stats(samples: Sequence[float]) -> Dict:
@@ -65,53 +116,25 @@ def set_executor(name: str) -> None:
         torch._C._set_graph_executor_optimize(False)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise BenchError("--device cuda: no usable CUDA device")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def model_task(extras: Dict[str, str]) -> Tuple[str, Dict]:
-    if extras.get("jitvision.json"):
-        meta = json.loads(extras["jitvision.json"])
-        return meta.get("task", ""), meta
-    if extras.get("config.txt"):
-        return "detect", {}
-    return "", {}
-
-
-def input_shape(args, task: str, meta: Dict, extras: Dict[str, str]) -> List[int]:
+def forward_shape(args, contract: ModelContract) -> List[int]:
     """The forward shape: --shape, else the model's; with --video the letterboxed shape of its first frame."""
     if args.shape:
         return parse_shape(args.shape)
-    if task == "digits":
-        return [1, 1, 28, 28]
-    if task != "detect":
+    if contract.kind == ModelKind.UNKNOWN:
         raise BenchError(f"cannot tell the input shape of {args.model}: pass --shape BxCxHxW")
-    if not meta:  # official export: fixed size from config.txt
-        return list(json.loads(extras["config.txt"])["shape"])
-    stride = int(meta["stride"])
-    size = -(-args.img // stride) * stride if args.img else int(meta["img_size"])
-    if not meta["dynamic"]:
-        size = int(meta["img_size"])
     if not args.video:
-        return [1, 3, size, size]
-    from jitvision.yolov5.letterbox import letterbox_geometry
-
+        return input_shape(contract, args.img)
     capture = cv2.VideoCapture(args.video)
     ok, frame = capture.read()
     capture.release()
     if not ok:
-        raise BenchError(f"video {args.video} cannot be read")
-    geometry = letterbox_geometry(frame.shape[0], frame.shape[1], (size, size), stride, meta["letterbox"] == "rect")
-    return [1, 3, *geometry.shape]
+        raise InputError(f"video {args.video} cannot be read")
+    return input_shape(contract, args.img, frame.shape[:2])
 
 
 def _detector_weights(args, meta: Dict) -> Tuple[Optional[str], str]:
@@ -133,9 +156,9 @@ def _detector_weights(args, meta: Dict) -> Tuple[Optional[str], str]:
 class Setup:
     """What every variant of one run shares."""
     args: argparse.Namespace
-    task: str
-    meta: Dict
-    file_form: str  # "traced" or "scripted": how the file was made
+    kind: ModelKind
+    metadata: Dict  # jitvision.json ({} without)
+    file_form: str  # "traced", "scripted" or "mixed" (traced with scripted parts): how the file was made
     shape: List[int]
     device: torch.device
     dtype: torch.dtype
@@ -143,17 +166,17 @@ class Setup:
 
 def eager_model(setup: Setup) -> Tuple[Optional[torch.nn.Module], str]:
     """The eager model with the file's weights, or None and why not."""
-    if setup.task == "digits":
+    if setup.kind == ModelKind.CLASSIFIER:
         from jitvision.mnist.model import DigitNet
 
         model = DigitNet()
         try:
-            model.load_state_dict(load_torchscript(setup.args.model)[0].state_dict())
+            model.load_state_dict(load_model(setup.args.model).module.state_dict())
         except RuntimeError:
             return None, "the file's weights do not fit DigitNet's default layout"
         return model.eval(), ""
-    if setup.task == "detect":
-        weights, why = _detector_weights(setup.args, setup.meta)
+    if setup.kind == ModelKind.DETECTOR:
+        weights, why = _detector_weights(setup.args, setup.metadata)
         if weights is None:
             return None, why
         from jitvision.yolov5.checkpoint import import_checkpoint
@@ -169,14 +192,15 @@ def eager_model(setup: Setup) -> Tuple[Optional[torch.nn.Module], str]:
 def file_form(module) -> str:
     from jitvision.info import build_kind
 
-    return "scripted" if build_kind(module) == "scripted" else "traced"
+    build = build_kind(module)  # a mixed file is neither form: both rows are then made from the eager model
+    return "scripted" if build == "scripted" else "mixed" if build.startswith("traced, with") else "traced"
 
 
 def build_variant(name: str, setup: Setup):
     """(callable, how it was made) for one variant; raises BenchError when it cannot be built."""
     form, _, steps = name.partition("+")
     if form == setup.file_form:
-        module = load_torchscript(setup.args.model)[0].to(setup.device, setup.dtype)
+        module = load_model(setup.args.model).module.to(setup.device, setup.dtype)
         source = f"{form}, as loaded from the file"
     else:
         eager, why = eager_model(setup)
@@ -192,13 +216,17 @@ def build_variant(name: str, setup: Setup):
                                                                   dtype=setup.dtype)))
             except Exception as exc:  # noqa: BLE001 - scripting rejects many Python constructs
                 verb = "script" if form == "scripted" else "trace"
-                raise BenchError(f"torch.jit.{verb} fails: {str(exc).splitlines()[0].rstrip(':')}") from None
+                raise BenchError(f"torch.jit.{verb} fails: {short_reason(exc)}") from None
         source = f"{form} from the eager model"
     with quiet_jit_warnings():
-        if steps:
-            module = torch.jit.freeze(module.eval())
-        if steps == "freeze+ofi":
-            module = torch.jit.optimize_for_inference(module)
+        try:
+            if steps:
+                module = torch.jit.freeze(module.eval())
+            if steps == "freeze+ofi":
+                module = torch.jit.optimize_for_inference(module)
+        except RuntimeError as exc:
+            raise BenchError(f"torch.jit.{'freeze' if steps == 'freeze' else 'optimize_for_inference'} fails: "
+                             f"{short_reason(exc)}") from None
     return module, source
 
 
@@ -213,7 +241,7 @@ def time_forward(module, x: torch.Tensor, warmup: int, iters: int, device: torch
         first = once()
         warm = [once() for _ in range(warmup)]
         timed = [once() for _ in range(iters)]
-    return {"first_call_ms": first, "warmup_ms": warm, "forward": stats(timed)}
+    return {"first_call_ms": first, "warmup_ms": warm, "forward": {**stats(timed), "spread": spread(timed)}}
 
 
 def measure_variant(name: str, setup: Setup) -> Dict:
@@ -222,19 +250,25 @@ def measure_variant(name: str, setup: Setup) -> Dict:
     start = time.perf_counter()
     try:
         module, entry["source"] = build_variant(name, setup)
-    except (BenchError, Yolov5Error) as exc:
+    except JitvisionError as exc:
         entry["skipped"] = str(exc)
         return entry
     entry["load_ms"] = (time.perf_counter() - start) * 1000
     x = torch.rand(setup.shape, generator=torch.Generator().manual_seed(0)).to(setup.device, setup.dtype)
     try:
         entry.update(time_forward(module, x, setup.args.warmup, setup.args.iters, setup.device))
-    except RuntimeError as exc:  # e.g. optimize_for_inference's graph with graph optimisation off
-        entry.update(load_ms=None, skipped=f"forward fails: {str(exc).splitlines()[0]}")
+    except RuntimeError as exc:
+        entry.update(load_ms=None, skipped=forward_failure(name, setup.args.jit_executor, exc))
     return entry
 
 
-def reference_on_video(model: str, video: str, img: Optional[int]) -> Dict:
+def forward_failure(name: str, executor: str, exc: RuntimeError) -> str:
+    if "+freeze" in name and executor == "unoptimized" and "Couldn't find method" in str(exc):
+        return "frozen modules do not run with --jit-executor unoptimized (it calls submodule methods freezing removed)"
+    return f"forward fails: {short_reason(exc)}"
+
+
+def reference_on_video(model: str, video: str, img_size: Optional[int]) -> Dict:
     """The reference detector (python -m jitvision yolov5 detect --json) over the video, in this process."""
     from jitvision.yolov5.detect import detect, iter_frames, json_record, load_detector
 
@@ -251,7 +285,7 @@ def reference_on_video(model: str, video: str, img: Optional[int]) -> Dict:
             if item is None:
                 break
             t1 = time.perf_counter()
-            found = detect(detector, item[2], img)
+            found = detect(detector, item[2], img_size)
             t2 = time.perf_counter()
             print(json_record(*item, found), file=sink, flush=True)
             end = time.perf_counter()
@@ -286,7 +320,8 @@ def _child(args, shape: List[int], variants: str, video: bool) -> Dict:
     cmd += ["--img", str(args.img)] * bool(args.img) + ["--video", args.video] * video
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BenchError(f"child bench failed ({' '.join(cmd)}): {proc.stderr.strip()[-2000:]}")
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise BenchError(f"the child bench of {variants or 'the video'} failed: {last}")
     return json.loads(proc.stdout)
 
 
@@ -297,25 +332,27 @@ def run_bench(args) -> Dict:
     device = pick_device(args.device)
     half = args.half and device.type == "cuda"
     if args.half and not half:
-        print("warning: --half needs CUDA; measuring FP32 on the CPU", file=sys.stderr)
+        print("jitvision: warning: --half needs CUDA; measuring FP32 on the CPU", file=sys.stderr)
     dtype = torch.float16 if half else torch.float32
     names = [v for v in args.variants.split(",") if v]
     unknown = set(names) - set(VARIANTS)
     if unknown:
         raise BenchError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
 
-    module, extras = load_torchscript(args.model)
-    task, meta = model_task(extras)
-    shape = input_shape(args, task, meta, extras)
-    if args.video and task != "detect":
+    loaded = load_model(args.model)
+    contract = read_contract(loaded)
+    shape = forward_shape(args, contract)
+    if args.video and contract.kind != ModelKind.DETECTOR:
         raise BenchError("--video needs a detector model")
-    out = {"model": args.model, "task": task, "device": device.type, "dtype": str(dtype).replace("torch.", ""),
+    module = loaded.module
+    out = {"model": args.model, "task": contract.task, "device": device.type, "dtype": str(dtype).replace("torch.", ""),
            "threads": torch.get_num_threads(), "shape": shape, "warmup": args.warmup, "iters": args.iters,
            "jit_executor": args.jit_executor, "isolated": args.isolate, "file_form": file_form(module),
            "variants": {}}
-    setup = Setup(args, task, meta, out["file_form"], shape, device, dtype)
-    del module
+    setup = Setup(args, contract.kind, loaded.metadata or {}, out["file_form"], shape, device, dtype)
+    del module, loaded
     rss = [peak_rss_mb()]
+    load_before = load_average()
     for name in names:
         if args.isolate:
             child = _child(args, shape, name, video=False)
@@ -331,6 +368,8 @@ def run_bench(args) -> Dict:
         else:
             out["video"] = reference_on_video(args.model, args.video, args.img or None)
     out["peak_rss_mb"] = max(rss + [peak_rss_mb()])
+    out["noise"] = noise_check({name: v["forward"].get("spread") for name, v in out["variants"].items()},
+                               load_before, load_average(), len(os.sched_getaffinity(0)))
     out["versions"] = versions()
     return out
 
@@ -362,11 +401,9 @@ def print_text(out: Dict) -> None:
 
 
 def run(args) -> int:
-    try:
-        out = run_bench(args)
-    except (BenchError, Yolov5Error) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, BenchError) else 1
+    out = run_bench(args)
+    if out["noise"]["warning"]:
+        print(f"jitvision: warning: {out['noise']['warning']}", file=sys.stderr)
     if args.json:
         print(json.dumps(out))
     else:
@@ -381,6 +418,7 @@ def add_parser(subparsers) -> None:
                     "frozen and optimize_for_inference'd; with --video, the reference detector on the video. "
                     "The Python counterpart of `jitvision bench`.")
     p.add_argument("--model", required=True, help="TorchScript file (detector or digit classifier)")
+    add_trust_flag(p)
     p.add_argument("--weights", help="detector checkpoint (.pt) for the eager variant (default: the one the file "
                                      "was exported from, if found under $JITVISION_DATA_DIR/weights)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")

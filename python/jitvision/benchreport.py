@@ -23,6 +23,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from jitvision.errors import JitvisionError, ModelError, UsageError
+
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "build" / "bench"
 CPP = REPO / "build" / "jitvision"
@@ -69,13 +71,13 @@ def detector_model(threads: int) -> Dict:
     data = os.environ.get("JITVISION_DATA_DIR")
     weights = Path(data) / "weights" / "yolov5n.pt" if data else None
     if weights and weights.is_file():
+        from jitvision.model_file import load_model
         from jitvision.yolov5.checkpoint import sha256_of
-        from jitvision.yolov5.torchscript import load_torchscript
 
         out = WORK / "yolov5n.torchscript"
         fresh = False
         if out.is_file():
-            meta = json.loads(load_torchscript(str(out))[1].get("jitvision.json") or "{}")
+            meta = load_model(str(out)).metadata or {}
             fresh = meta.get("source", {}).get("sha256") == sha256_of(str(weights))
         cmd = PY + ["yolov5", "import", str(weights), "--out", str(out)]
         if not fresh:
@@ -84,8 +86,8 @@ def detector_model(threads: int) -> Dict:
                 "made_by": shell(cmd).replace(str(weights), "$JITVISION_DATA_DIR/weights/yolov5n.pt")}
     bundled = REPO / "models" / "digits_yolov5n.torchscript"
     if not bundled.is_file():
-        sys.exit("benchreport: no detector: set JITVISION_DATA_DIR (weights/yolov5n.pt) or add "
-                 "models/digits_yolov5n.torchscript")
+        raise ModelError("benchreport: no detector: set JITVISION_DATA_DIR (weights/yolov5n.pt) or add "
+                         "models/digits_yolov5n.torchscript")
     return {"path": str(bundled), "weights": None, "what": "the bundled digit detector (no yolov5n.pt)",
             "made_by": "bundled"}
 
@@ -110,7 +112,7 @@ def run_json(cmd: Sequence[str], threads: int, **env: str) -> Dict:
     cmd = quick(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=bench_env(threads, **env))
     if proc.returncode != 0:
-        sys.exit(f"benchreport: {shell(cmd)} failed:\n{proc.stderr[-3000:]}")
+        raise JitvisionError(f"benchreport: {shell(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -128,7 +130,7 @@ def end_to_end(cmd: Sequence[str], threads: int) -> Dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     stderr = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
-        sys.exit(f"benchreport: {shell(cmd)} failed:\n{stderr[-3000:]}")
+        raise JitvisionError(f"benchreport: {shell(cmd)} failed:\n{stderr[-3000:]}")
     return {"wall_s": wall, "first_result_s": first, "frames": lines, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
@@ -454,10 +456,12 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
     out += ["", "## Targets (issue [E]: 2-core CPU, yolov5n, 1280x720 video, input 384x640)", ""]
     out += table(["target", "measured", "verdict"], [
         ["C++ steady-state time per frame <= 1.10 x C++ forward-only at the same size",
-         f"{f(s['cpp_video']['per_frame_ms'])} ms per frame / {f(s['forward']['det-384']['C++ (LibTorch, file)']['median_ms'])} "
+         f"{f(s['cpp_video']['per_frame_ms'])} ms per frame / "
+         f"{f(s['forward']['det-384']['C++ (LibTorch, file)']['median_ms'])} "
          "ms forward (`jitvision bench --video`: `per_frame_over_forward`)", verdict(t["per_frame"], 1.10, " x")],
         ["C++ wall time for the whole video <= 0.67 x the Python reference detector's (fresh processes, same run)",
-         f"{f(s['e2e']['cpp']['wall_s'], 2)} s vs {f(s['e2e']['python']['wall_s'], 2)} s", verdict(t["wall"], 0.67, " x")],
+         f"{f(s['e2e']['cpp']['wall_s'], 2)} s vs {f(s['e2e']['python']['wall_s'], 2)} s",
+         verdict(t["wall"], 0.67, " x")],
         ["start-up (process start) to first result <= 2 s",
          f"{f(t['startup'], 2)} s (worst round {f(s['e2e']['first_max'], 2)} s)", verdict(t["startup"], 2.0, " s")],
         ["C++ forward-only not slower than Python TorchScript forward by more than 5%",
@@ -485,7 +489,8 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
         out += ["", f"`{cfg['commands']['cpp']}`", "", f"`{cfg['commands']['python']}`", ""]
 
     cv, pv, w1 = s["cpp_video"], s["py_video"], s["cpp_video_w1"]
-    workers = f"{cv['workers']} workers x {cv['threads_per_worker']} thread{'s' if cv['threads_per_worker'] > 1 else ''}"
+    plural = "s" if cv["threads_per_worker"] > 1 else ""
+    workers = f"{cv['workers']} workers x {cv['threads_per_worker']} thread{plural}"
     out += ["## The whole video", "",
             "In-process figures of `jitvision bench --video` (C++: a capture thread decoding and letterboxing, "
             "inference workers, and an output thread drawing boxes and encoding an mp4) and of "
@@ -494,11 +499,12 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
             "after the forward-only runs in the same process, so caches are warm: the start-up target is judged on "
             "the fresh-process run below.", "",
             f"The C++ default on the CPU is {workers} (`--workers 0`, auto): two frames in the model at once, each "
-            f"with half the threads. The column `--workers 1` runs one frame at a time on all {raw['threads']} threads, "
+            f"with half the threads. The column `--workers 1` runs one frame at a time on all {raw['threads']} "
+            "threads, "
             "which gives the lowest latency per frame but stalls whenever decoding or encoding takes a core from one "
             "of OpenMP's threads (see the shared-CPU study at the end).", ""]
     fwd_ms = s["forward"]["det-384"]["C++ (LibTorch, file)"]["median_ms"]
-    out += table(["", f"C++ pipeline, {workers} (default)", f"C++ pipeline, `--workers 1`", "Python reference"], [
+    out += table(["", f"C++ pipeline, {workers} (default)", "C++ pipeline, `--workers 1`", "Python reference"], [
         ["steady FPS", f(cv["fps"]), f(w1["fps"]), f(pv["fps"])],
         ["per frame ms", f(cv["per_frame_ms"], 2), f(w1["per_frame_ms"], 2), f(pv["per_frame_ms"], 2)],
         ["per frame / C++ forward-only", f(cv["per_frame_over_forward"], 3), f(w1["per_frame_over_forward"], 3),
@@ -575,7 +581,8 @@ def why_lines(s: Dict) -> List[str]:
             f"- **Whole video** (C++ {f(e['cpp']['wall_s'], 2)} s = {f(t['wall'], 2)} x Python "
             f"{f(e['python']['wall_s'], 2)} s, target 0.67 x): the C++ run reaches its first result after "
             f"{f(e['cpp']['first_result_s'], 2)} s (Python {f(e['python']['first_result_s'], 2)} s) and then runs at "
-            f"{f(cv['per_frame_ms'], 1)} ms per frame against the reference's {f(s['py_video']['per_frame_ms'], 1)} ms: "
+            f"{f(cv['per_frame_ms'], 1)} ms per frame against the reference's "
+            f"{f(s['py_video']['per_frame_ms'], 1)} ms: "
             "both spend most of the frame in the same TorchScript forward, so the gap left for C++ to win is the "
             "Python start-up and per-frame overhead, not the model.")
     if t["startup"] is not None and t["startup"] > 2.0:
@@ -739,7 +746,7 @@ def main(argv=None) -> int:
         raw = json.loads(Path(args.raw).read_text())
     else:
         if not CPP.is_file():
-            sys.exit(f"benchreport: {CPP} is not built (make build)")
+            raise UsageError(f"benchreport: {CPP} is not built (make build)")
 
         def log(msg):
             print(f"[bench {time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {msg}", flush=True)
@@ -765,4 +772,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jitvision.__main__ import run
+
+    sys.exit(run(main))

@@ -7,17 +7,16 @@ over the inlined forward graph. Files saved without debug information give "unkn
 import json
 import os
 import re
-import sys
 import zipfile
-from typing import Dict, List, Optional
+from typing import Dict
 
 import torch
 
-from jitvision.yolov5.errors import Yolov5Error
-from jitvision.yolov5.torchscript import archive_entries, load_torchscript
+from jitvision.firewall import add_trust_flag
+from jitvision.model_file import ModelKind, input_shape, load_model, read_contract
 
 _TRACED_RANGE = re.compile(r"^\S[^\n]*\(\d+\): \w+")
-_SCRIPTED_RANGE = re.compile(r'^\s*File "[^"]*", line \d+')
+_SCRIPTED_RANGE = re.compile(r'^\s*File "[^"]+", line \d+')  # not 'File "", line 0': tracer-made conversions
 
 
 def build_kind(module: torch.jit.ScriptModule) -> str:
@@ -45,36 +44,15 @@ def _describe(value) -> object:
     return type(value).__name__
 
 
-def _example_shape(metadata: Optional[Dict], config: Optional[Dict]) -> Optional[List[int]]:
-    if metadata:
-        if isinstance(metadata.get("input"), dict) and "shape" in metadata["input"]:
-            return list(metadata["input"]["shape"])
-        if metadata.get("task") == "detect" and "img_size" in metadata:
-            return [1, 3, metadata["img_size"], metadata["img_size"]]
-    if config and "shape" in config:
-        return list(config["shape"])
-    return None
-
-
-def _parse_json(text: Optional[str]) -> Optional[Dict]:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
-
-
 def model_info(path: str) -> Dict:
     """Everything ``info`` reports, as a JSON-ready dict."""
-    entries = archive_entries(path)
-    module, extras = load_torchscript(path)
-    metadata = _parse_json(extras.get("jitvision.json"))
-    config = _parse_json(extras.get("config.txt"))
-    version = next((e for e in entries if e.count("/") == 1 and e.endswith("/version")), None)
+    loaded = load_model(path)
+    module, extras, metadata, config = loaded.module, loaded.extras, loaded.metadata, loaded.official_config
+    version = next((e for e in loaded.entries if e.count("/") == 1 and e.endswith("/version")), None)
+    contract = read_contract(loaded)
     params = list(module.parameters())
     info = {
-        "file": path, "bytes": os.path.getsize(path), "build": build_kind(module),
+        "file": path, "bytes": os.path.getsize(path), "kind": contract.kind.value, "build": build_kind(module),
         "forward": str(module.forward.schema),
         "saved_with_torch": (metadata or {}).get("torch_version"),
         "file_format_version": None,
@@ -88,11 +66,11 @@ def model_info(path: str) -> Dict:
     if version:
         with zipfile.ZipFile(path) as archive:
             info["file_format_version"] = archive.read(version).decode().strip()
-    shape = _example_shape(metadata, config)
-    if shape is not None:
+    if contract.kind != ModelKind.UNKNOWN:
+        shape = input_shape(contract)
         dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
         info["input"] = {"shape": shape, "dtype": str(dtype).replace("torch.", ""),
-                         "dynamic": bool(metadata.get("dynamic")) if metadata and "dynamic" in metadata else None}
+                         "dynamic": contract.detector.dynamic if contract.detector else None}
         try:
             with torch.no_grad():
                 info["outputs"] = _describe(module(torch.zeros(shape, dtype=dtype)))
@@ -105,6 +83,7 @@ def _print_text(info: Dict) -> None:
     saved_with = (f"torch {info['saved_with_torch']}" if info["saved_with_torch"]
                   else f"torch version not recorded (TorchScript file format {info['file_format_version']})")
     print(f"file:        {info['file']} ({info['bytes'] / 1e6:.1f} MB)")
+    print(f"kind:        {info['kind']}")
     print(f"build:       {info['build']}")
     print(f"saved with:  {saved_with}")
     print(f"forward:     {info['forward']}")
@@ -125,11 +104,7 @@ def _print_text(info: Dict) -> None:
 
 
 def run(args) -> int:
-    try:
-        info = model_info(args.model)
-    except Yolov5Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    info = model_info(args.model)
     if args.json:
         print(json.dumps(info))
     else:
@@ -143,5 +118,6 @@ def add_parser(subparsers) -> None:
                                                "metadata, parameter count, traced or scripted, for any "
                                                "TorchScript file.")
     parser.add_argument("model", help="TorchScript file")
+    add_trust_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)

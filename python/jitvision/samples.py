@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jitvision.errors import OutputError
+
 JPEG_QUALITY = 80
 STYLES = ("pen1", "pen2", "font")
 
@@ -93,6 +95,6 @@ def write_samples(out_dir: str | Path, seed: int = 0) -> list[tuple[Path, int]]:
             image = to_photo(mask, rng, light_on_dark=(s * 10 + digit) % 3 == 2)
             path = out_dir / f"digit{digit}_{style}.jpg"
             if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-                raise OSError(f"cannot write {path}")
+                raise OutputError(f"cannot write {path}")
             written.append((path, digit))
     return sorted(written)

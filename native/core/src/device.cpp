@@ -26,7 +26,8 @@ torch::Device resolve_device(DeviceChoice choice) {
     case DeviceChoice::Cuda:
       if (!cuda) {
         // Loading onto CUDA without a GPU yields a misleading "driver version is insufficient"; say what is true.
-        throw DeviceError("--device cuda was requested but no CUDA GPU is available on this machine (use --device cpu or auto)");
+        throw DeviceError(
+            "--device cuda was requested but no CUDA GPU is available on this machine (use --device cpu or auto)");
       }
       return torch::Device(torch::kCUDA, 0);
   }

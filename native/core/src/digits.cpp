@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "jitvision/core/contract.hpp"
 #include "jitvision/core/errors.hpp"
 
 namespace jitvision {
 namespace {
 
-constexpr std::int64_t kField = 28;   // MNIST image side
-constexpr std::int64_t kBox = 20;     // side of the box the ink is fitted into
+constexpr std::int64_t kField = 28;  // MNIST image side
+constexpr std::int64_t kBox = 20;    // side of the box the ink is fitted into
 // Where MNIST puts the ink's centre of mass, in pixel-index coordinates (the centre of the 28x28 field).
 constexpr double kCentre = 13.5;
 constexpr float kMinContrast = 16.0f;  // grey levels between darkest and brightest pixel below which it is blank
@@ -37,7 +38,8 @@ torch::Tensor border_ring(const torch::Tensor& grey) {
   const std::int64_t r = std::min(h, w) >= 8 ? 2 : 1;
   if (h <= 2 * r || w <= 2 * r) return grey.flatten();
   return torch::cat({grey.slice(0, 0, r).flatten(), grey.slice(0, h - r, h).flatten(),
-                     grey.slice(0, r, h - r).slice(1, 0, r).flatten(), grey.slice(0, r, h - r).slice(1, w - r, w).flatten()});
+                     grey.slice(0, r, h - r).slice(1, 0, r).flatten(),
+                     grey.slice(0, r, h - r).slice(1, w - r, w).flatten()});
 }
 
 struct Ink {
@@ -131,41 +133,25 @@ torch::Tensor normalize_digit(const torch::Tensor& image_hwc_u8) {
   const auto dy0 = std::max<std::int64_t>(0, top), dx0 = std::max<std::int64_t>(0, left);
   const auto dy1 = std::min(kField, top + nh), dx1 = std::min(kField, left + nw);
   if (dy1 > dy0 && dx1 > dx0) {
-    field.slice(0, dy0, dy1).slice(1, dx0, dx1).copy_(
-        digit.slice(0, dy0 - top, dy1 - top).slice(1, dx0 - left, dx1 - left));
+    field.slice(0, dy0, dy1)
+        .slice(1, dx0, dx1)
+        .copy_(digit.slice(0, dy0 - top, dy1 - top).slice(1, dx0 - left, dx1 - left));
   }
   return field;
 }
 
 DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device) : module_(model.module), device_(device) {
-  const auto& meta = model.metadata;
-  if (!meta.is_object()) {
-    throw ModelError("model file " + model.path +
-                     " carries no jitvision.json metadata, so it is not a digit classifier exported by "
-                     "`python -m jitvision mnist train`");
+  const auto contract = read_contract(model).as_classifier();
+  const auto& shape = contract.input_shape;
+  if (shape[1] != 1 || shape[2] != kField || shape[3] != kField) {
+    throw ModelError("model file " + model.path + " expects input " + nlohmann::json(shape).dump() +
+                     "; the digit reader makes [N, 1, 28, 28]");
   }
-  const std::string task = meta.value("task", "");
-  if (task != "digits") {
-    throw ModelError("model file " + model.path + " is a '" + task + "' model, not a digit classifier");
-  }
-  try {
-    const auto shape = meta.at("input").at("shape").get<std::vector<std::int64_t>>();
-    if (shape.size() != 4 || shape[1] != 1 || shape[2] != kField || shape[3] != kField) {
-      throw ModelError("model file " + model.path + " expects input " + meta.at("input").at("shape").dump() +
-                       "; the digit reader makes [N, 1, 28, 28]");
-    }
-    const auto& norm = meta.at("normalize");
-    scale_ = norm.at("scale").get<float>();
-    mean_ = torch::tensor(norm.at("mean").get<std::vector<float>>()).view({1, -1, 1, 1});
-    std_ = torch::tensor(norm.at("std").get<std::vector<float>>()).view({1, -1, 1, 1});
-    labels_ = meta.at("labels").get<std::vector<std::string>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw ModelError("model file " + model.path + " has incomplete digit metadata: " + e.what());
-  }
-  if (labels_.empty()) throw ModelError("model file " + model.path + " lists no class labels");
+  scale_ = contract.scale;
+  mean_ = torch::tensor(contract.mean).view({1, -1, 1, 1}).to(device_);
+  std_ = torch::tensor(contract.std_dev).view({1, -1, 1, 1}).to(device_);
+  num_labels_ = contract.labels.size();
   module_.to(device_);
-  mean_ = mean_.to(device_);
-  std_ = std_.to(device_);
 }
 
 std::vector<DigitResult> DigitClassifier::classify(const torch::Tensor& normalized) const {
@@ -173,9 +159,9 @@ std::vector<DigitResult> DigitClassifier::classify(const torch::Tensor& normaliz
   auto x = normalized.to(device_, torch::kFloat32).unsqueeze(1);
   x = (x * (255.0f / scale_) - mean_) / std_;
   auto logits = module_.forward({x}).toTensor();
-  if (logits.dim() != 2 || logits.size(1) != static_cast<std::int64_t>(labels_.size())) {
+  if (logits.dim() != 2 || logits.size(1) != static_cast<std::int64_t>(num_labels_)) {
     throw ModelError("the digit model returned shape " + c10::str(logits.sizes()) + ", expected [N, " +
-                     std::to_string(labels_.size()) + "]");
+                     std::to_string(num_labels_) + "]");
   }
   const auto probs = torch::softmax(logits.to(torch::kFloat32), 1).cpu().contiguous();
   std::vector<DigitResult> results;

@@ -53,9 +53,9 @@ torch::Tensor as_weight(const std::vector<std::int32_t>& v, const torch::Device&
 
 }  // namespace
 
-LetterboxPlan plan_letterbox(std::int64_t src_h, std::int64_t src_w, std::int64_t size, std::int64_t stride,
-                             LetterboxMode mode) {
-  LetterboxPlan p;
+LetterboxGeometry letterbox_geometry(std::int64_t src_h, std::int64_t src_w, std::int64_t size, std::int64_t stride,
+                                     LetterboxMode mode) {
+  LetterboxGeometry p;
   p.src_h = src_h;
   p.src_w = src_w;
   p.ratio = std::min(static_cast<double>(size) / static_cast<double>(src_h),
@@ -85,8 +85,8 @@ torch::Tensor resize_linear_u8(const torch::Tensor& image, std::int64_t out_h, s
   const double sy = static_cast<double>(h) / static_cast<double>(out_h);
   if (std::abs(sx - 2.0) < DBL_EPSILON && std::abs(sy - 2.0) < DBL_EPSILON) {
     // OpenCV turns an exact halving into a 2x2 area average with rounding.
-    const auto s = image.slice(0, 0, 2 * out_h).slice(1, 0, 2 * out_w).to(torch::kInt32)
-                       .view({out_h, 2, out_w, 2, image.size(2)});
+    const auto s =
+        image.slice(0, 0, 2 * out_h).slice(1, 0, 2 * out_w).to(torch::kInt32).view({out_h, 2, out_w, 2, image.size(2)});
     return s.sum({1, 3}).add_(2).floor_divide_(4).to(torch::kUInt8);
   }
   const Taps xt = linear_taps(w, out_w), yt = linear_taps(h, out_h);
@@ -104,7 +104,7 @@ torch::Tensor resize_linear_u8(const torch::Tensor& image, std::int64_t out_h, s
   return out.add_(2).bitwise_right_shift_(2).clamp_(0, 255).to(torch::kUInt8);
 }
 
-torch::Tensor letterbox(const torch::Tensor& frame, const LetterboxPlan& p, torch::ScalarType dtype,
+torch::Tensor letterbox(const torch::Tensor& frame, const LetterboxGeometry& p, torch::ScalarType dtype,
                         const ResizeFn& resize) {
   const bool same_size = frame.size(0) == p.resized_h && frame.size(1) == p.resized_w;
   const auto resized = same_size ? frame : resize(frame, p.resized_h, p.resized_w);

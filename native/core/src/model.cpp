@@ -1,12 +1,15 @@
 #include "jitvision/core/model.hpp"
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/serialization/python_print.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "jitvision/core/errors.hpp"
+#include "jitvision/core/firewall.hpp"
 
 namespace jitvision {
 namespace {
@@ -40,12 +43,13 @@ nlohmann::json parse_json_extra(const std::string& path, const std::string& name
 
 }  // namespace
 
-LoadedModel load_model(const std::string& path) {
+LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw ModelError("model file " + path + " does not exist");
   if (fs::is_directory(path, ec)) throw ModelError("model file " + path + " is a directory");
   if (fs::file_size(path, ec) == 0) throw ModelError("model file " + path + " is empty (0 bytes)");
   if (!std::ifstream(path).good()) throw ModelError("model file " + path + " cannot be opened (permissions?)");
+  check_model(path, options.trust_model);  // nothing in the file runs before this
 
   torch::jit::ExtraFilesMap extra{{"jitvision.json", ""}, {"config.txt", ""}};
   LoadedModel model;
@@ -62,9 +66,16 @@ LoadedModel load_model(const std::string& path) {
   return model;
 }
 
-std::string model_task(const LoadedModel& model) {
-  if (!model.metadata.is_object()) return "";
-  return model.metadata.value("task", "");
+ForwardIr forward_ir(const LoadedModel& model) {
+  const auto forward = model.module.find_method("forward");
+  if (!forward) throw ModelError("model file " + model.path + " has no forward method: there is no graph to print");
+  auto graph = forward->graph()->copy();
+  torch::jit::Inline(*graph);
+  std::vector<c10::IValue> constants;
+  torch::jit::PrintDepsTable deps;
+  torch::jit::PythonPrint printer(constants, deps);
+  printer.printMethod(forward->function());
+  return {graph->toString(), printer.str()};
 }
 
 void set_graph_executor(GraphExecutor executor) {

@@ -3,12 +3,11 @@
 #include <algorithm>
 
 namespace jitvision {
-namespace {
 
-// Offsetting boxes by class index times this (larger than any image side) keeps classes from suppressing each other.
-constexpr float kClassOffset = 7680.0f;
-
-}  // namespace
+float class_offset(const torch::Tensor& boxes) {
+  if (boxes.numel() == 0) return 1.0f;
+  return (boxes.max() - boxes.min()).item<float>() + 1.0f;
+}
 
 std::vector<std::int64_t> greedy_nms(const torch::Tensor& boxes, float iou_threshold) {
   const auto n = boxes.size(0);
@@ -35,7 +34,7 @@ std::vector<std::int64_t> greedy_nms(const torch::Tensor& boxes, float iou_thres
 
 torch::Tensor non_max_suppression(const torch::Tensor& rows_in, const NmsOptions& o) {
   auto x = rows_in.to(torch::kFloat32);
-  x = x.index({x.select(1, 4) > o.conf});
+  x = x.index({x.select(1, 4) > o.conf_thres});
   auto empty = torch::zeros({0, 6}, torch::kFloat32);
   if (x.size(0) == 0) return empty;
 
@@ -44,34 +43,35 @@ torch::Tensor non_max_suppression(const torch::Tensor& rows_in, const NmsOptions
   const auto boxes = torch::stack({cx - hw, cy - hh, cx + hw, cy + hh}, 1);
   auto [conf, cls] = cls_scores.max(1, /*keepdim=*/true);
   auto det = torch::cat({boxes, conf, cls.to(torch::kFloat32)}, 1);
-  det = det.index({conf.view(-1) > o.conf});
+  det = det.index({conf.view(-1) > o.conf_thres});
   if (!o.classes.empty() && det.size(0) > 0) {
-    const auto wanted = torch::tensor(std::vector<std::int64_t>(o.classes.begin(), o.classes.end()),
-                                      torch::kFloat32).to(det.device());
+    const auto wanted =
+        torch::tensor(std::vector<std::int64_t>(o.classes.begin(), o.classes.end()), torch::kFloat32).to(det.device());
     det = det.index({(det.slice(1, 5, 6) == wanted).any(1)});
   }
   if (det.size(0) == 0) return empty;
-  det = det.index({det.select(1, 4).argsort(/*stable=*/true, /*dim=*/0, /*descending=*/true)
-                       .slice(0, 0, o.max_candidates)})
-            .cpu()
-            .contiguous();
+  det =
+      det.index(
+             {det.select(1, 4).argsort(/*stable=*/true, /*dim=*/0, /*descending=*/true).slice(0, 0, o.max_candidates)})
+          .cpu()
+          .contiguous();
 
-  const auto offset_boxes = (det.slice(1, 0, 4) + det.slice(1, 5, 6) * kClassOffset).contiguous();
-  auto keep = greedy_nms(offset_boxes, o.iou);
+  const auto offset_boxes = (det.slice(1, 0, 4) + det.slice(1, 5, 6) * class_offset(det.slice(1, 0, 4))).contiguous();
+  auto keep = greedy_nms(offset_boxes, o.iou_thres);
   if (static_cast<std::int64_t>(keep.size()) > o.max_det) keep.resize(o.max_det);
   return det.index_select(0, torch::tensor(keep, torch::kInt64));
 }
 
-void scale_boxes_to_frame(torch::Tensor& det, const LetterboxPlan& plan) {
+void scale_boxes(torch::Tensor& det, const LetterboxGeometry& geometry) {
   if (det.size(0) == 0) return;
-  const double gain = std::min(static_cast<double>(plan.out_h) / static_cast<double>(plan.src_h),
-                               static_cast<double>(plan.out_w) / static_cast<double>(plan.src_w));
-  const double pad_x = (static_cast<double>(plan.out_w) - static_cast<double>(plan.src_w) * gain) / 2.0;
-  const double pad_y = (static_cast<double>(plan.out_h) - static_cast<double>(plan.src_h) * gain) / 2.0;
+  const double gain = std::min(static_cast<double>(geometry.out_h) / static_cast<double>(geometry.src_h),
+                               static_cast<double>(geometry.out_w) / static_cast<double>(geometry.src_w));
+  const double pad_x = (static_cast<double>(geometry.out_w) - static_cast<double>(geometry.src_w) * gain) / 2.0;
+  const double pad_y = (static_cast<double>(geometry.out_h) - static_cast<double>(geometry.src_h) * gain) / 2.0;
   auto xs = det.index({torch::indexing::Slice(), torch::tensor({0, 2})});
   auto ys = det.index({torch::indexing::Slice(), torch::tensor({1, 3})});
-  xs = ((xs - pad_x) / gain).clamp(0.0, static_cast<double>(plan.src_w));
-  ys = ((ys - pad_y) / gain).clamp(0.0, static_cast<double>(plan.src_h));
+  xs = ((xs - pad_x) / gain).clamp(0.0, static_cast<double>(geometry.src_w));
+  ys = ((ys - pad_y) / gain).clamp(0.0, static_cast<double>(geometry.src_h));
   det.index_put_({torch::indexing::Slice(), torch::tensor({0, 2})}, xs);
   det.index_put_({torch::indexing::Slice(), torch::tensor({1, 3})}, ys);
 }

@@ -7,7 +7,7 @@ namespace jitvision {
 namespace {
 
 TEST(PlanLetterbox, RectModePadsToTheNextStrideMultiple) {
-  const auto p = plan_letterbox(720, 1280, 640, 32, LetterboxMode::Rect);  // 16:9 video
+  const auto p = letterbox_geometry(720, 1280, 640, 32, LetterboxMode::Rect);  // 16:9 video
   EXPECT_EQ(p.resized_w, 640);
   EXPECT_EQ(p.resized_h, 360);
   EXPECT_EQ(p.out_h, 384);
@@ -19,7 +19,7 @@ TEST(PlanLetterbox, RectModePadsToTheNextStrideMultiple) {
 }
 
 TEST(PlanLetterbox, PortraitImage) {
-  const auto p = plan_letterbox(1080, 810, 640, 32, LetterboxMode::Rect);  // bus.jpg
+  const auto p = letterbox_geometry(1080, 810, 640, 32, LetterboxMode::Rect);  // bus.jpg
   EXPECT_EQ(p.resized_h, 640);
   EXPECT_EQ(p.resized_w, 480);
   EXPECT_EQ(p.out_h, 640);
@@ -27,7 +27,7 @@ TEST(PlanLetterbox, PortraitImage) {
 }
 
 TEST(PlanLetterbox, SquareModeKeepsTheFullSquare) {
-  const auto p = plan_letterbox(720, 1280, 640, 32, LetterboxMode::Square);
+  const auto p = letterbox_geometry(720, 1280, 640, 32, LetterboxMode::Square);
   EXPECT_EQ(p.out_h, 640);
   EXPECT_EQ(p.out_w, 640);
   EXPECT_EQ(p.top, 140);
@@ -37,7 +37,7 @@ TEST(PlanLetterbox, SquareModeKeepsTheFullSquare) {
 TEST(PlanLetterbox, OddPaddingPutsTheExtraPixelBottomRight) {
   // 500x333 at 640: r = 1.28, resized 426 x 640, width padding 214 % 32 = 22 -> 11/11; square: 214 -> 107/107.
   // 100x73 at 64: r = 0.64, resized 47 x 64, pad 17 -> left round(8.4) = 8, right round(8.6) = 9.
-  const auto p = plan_letterbox(100, 73, 64, 32, LetterboxMode::Square);
+  const auto p = letterbox_geometry(100, 73, 64, 32, LetterboxMode::Square);
   EXPECT_EQ(p.resized_w, 47);
   EXPECT_EQ(p.left, 8);
   EXPECT_EQ(p.right, 9);
@@ -45,7 +45,7 @@ TEST(PlanLetterbox, OddPaddingPutsTheExtraPixelBottomRight) {
 }
 
 TEST(PlanLetterbox, SmallImagesAreUpscaled) {
-  const auto p = plan_letterbox(100, 200, 640, 32, LetterboxMode::Rect);
+  const auto p = letterbox_geometry(100, 200, 640, 32, LetterboxMode::Rect);
   EXPECT_DOUBLE_EQ(p.ratio, 3.2);
   EXPECT_EQ(p.resized_w, 640);
   EXPECT_EQ(p.resized_h, 320);
@@ -54,9 +54,9 @@ TEST(PlanLetterbox, SmallImagesAreUpscaled) {
 
 TEST(PlanLetterbox, RoundsHalfToEvenLikePython) {
   // 3 x 5 at 7: r = 1.4, 3*1.4 = 4.2 -> 4; 5*1.4 = 7. And 5 x 3 -> 7 x 4.2.
-  EXPECT_EQ(plan_letterbox(3, 5, 7, 1, LetterboxMode::Square).resized_h, 4);
+  EXPECT_EQ(letterbox_geometry(3, 5, 7, 1, LetterboxMode::Square).resized_h, 4);
   // 2.5 rounds to 2 (half to even): a 1 x 4 image at 10: r = 2.5 -> height 2.5 -> 2.
-  EXPECT_EQ(plan_letterbox(1, 4, 10, 1, LetterboxMode::Square).resized_h, 2);
+  EXPECT_EQ(letterbox_geometry(1, 4, 10, 1, LetterboxMode::Square).resized_h, 2);
 }
 
 TEST(RoundUpToStride, Rounds) {
@@ -89,8 +89,8 @@ TEST(ResizeLinear, UpscaleMatchesOpenCvFixedPoint) {
 TEST(Letterbox, OutputIsRgbChwScaledWithGreyPadding) {
   auto frame = torch::zeros({2, 4, 3}, torch::kUInt8);
   frame.select(2, 0).fill_(255);  // pure blue in BGR
-  const auto plan = plan_letterbox(2, 4, 4, 1, LetterboxMode::Square);
-  const auto x = letterbox(frame, plan, torch::kFloat32);
+  const auto geometry = letterbox_geometry(2, 4, 4, 1, LetterboxMode::Square);
+  const auto x = letterbox(frame, geometry, torch::kFloat32);
   ASSERT_EQ(x.sizes(), (std::vector<std::int64_t>{1, 3, 4, 4}));
   EXPECT_FLOAT_EQ(x[0][2][1][0].item<float>(), 1.0f);  // blue is the last RGB channel
   EXPECT_FLOAT_EQ(x[0][0][1][0].item<float>(), 0.0f);

@@ -44,7 +44,7 @@ TEST(Nms, MatchesBruteForceOnRandomBoxes) {
   for (int seed = 0; seed < 5; ++seed) {
     const auto rows = random_rows(400, 3, seed);
     NmsOptions o;
-    o.conf = 0.1f;
+    o.conf_thres = 0.1f;
     o.max_det = 100000;
     const auto out = non_max_suppression(rows, o);
 
@@ -53,9 +53,9 @@ TEST(Nms, MatchesBruteForceOnRandomBoxes) {
     auto [conf, cls] = scores.max(1);
     const auto c = rows.select(1, 0), cy = rows.select(1, 1), w = rows.select(1, 2) / 2, h = rows.select(1, 3) / 2;
     auto det = torch::stack({c - w, cy - h, c + w, cy + h, conf, cls.to(torch::kFloat32)}, 1);
-    det = det.index({(rows.select(1, 4) > o.conf) & (conf > o.conf)});
+    det = det.index({(rows.select(1, 4) > o.conf_thres) & (conf > o.conf_thres)});
     det = det.index({det.select(1, 4).argsort(true, 0, true)}).contiguous();
-    const auto expected = det.index_select(0, torch::tensor(brute_force(det, o.iou)));
+    const auto expected = det.index_select(0, torch::tensor(brute_force(det, o.iou_thres)));
     ASSERT_EQ(out.sizes(), expected.sizes()) << "seed " << seed;
     EXPECT_TRUE(torch::allclose(out, expected));
   }
@@ -74,10 +74,21 @@ TEST(Nms, ClassesDoNotSuppressEachOther) {
   EXPECT_FLOAT_EQ(out[1][5].item<float>(), 1.0f);
 }
 
+TEST(Nms, ClassesDoNotSuppressEachOtherAtImg8192) {
+  // A class-1 box at (100, 100) moved by a constant 7680 per class lands on the class-0 box at (7780, 7780).
+  auto rows = torch::zeros({2, 7});
+  rows.index_put_({0}, torch::tensor({7780.f, 7780.f, 100.f, 100.f, 0.9f, 0.9f, 0.1f}));
+  rows.index_put_({1}, torch::tensor({100.f, 100.f, 100.f, 100.f, 0.8f, 0.1f, 0.9f}));
+  const auto out = non_max_suppression(rows, NmsOptions{});
+  ASSERT_EQ(out.size(0), 2);
+  EXPECT_FLOAT_EQ(out[0][5].item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(out[1][5].item<float>(), 1.0f);
+}
+
 TEST(Nms, ThresholdsClassFilterAndMaxDet) {
   const auto rows = random_rows(300, 4, 11);
   NmsOptions o;
-  o.conf = 0.3f;
+  o.conf_thres = 0.3f;
   const auto all = non_max_suppression(rows, o);
   EXPECT_TRUE((all.select(1, 4) > 0.3f).all().item<bool>());
   o.classes = {2};
@@ -90,9 +101,9 @@ TEST(Nms, ThresholdsClassFilterAndMaxDet) {
 }
 
 TEST(ScaleBoxes, UndoesTheLetterbox) {
-  const auto plan = plan_letterbox(720, 1280, 640, 32, LetterboxMode::Rect);  // 0.5x, 12 px top padding
+  const auto geometry = letterbox_geometry(720, 1280, 640, 32, LetterboxMode::Rect);  // 0.5x, 12 px top padding
   auto det = torch::tensor({{100.f, 12.f, 300.f, 200.f, 0.9f, 0.f}, {-5.f, 0.f, 700.f, 390.f, 0.5f, 1.f}});
-  scale_boxes_to_frame(det, plan);
+  scale_boxes(det, geometry);
   EXPECT_FLOAT_EQ(det[0][0].item<float>(), 200.f);
   EXPECT_FLOAT_EQ(det[0][1].item<float>(), 0.f);
   EXPECT_FLOAT_EQ(det[0][2].item<float>(), 600.f);

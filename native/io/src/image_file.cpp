@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +28,8 @@ void quiet_gstreamer_logging() {
   using SetHandler = unsigned (*)(const char*, int, Handler, void*);
   constexpr int kWarningsAndCriticals = (1 << 3) | (1 << 4) | (1 << 5);  // G_LOG_LEVEL_CRITICAL|WARNING|MESSAGE
   if (const auto set_handler = reinterpret_cast<SetHandler>(::dlsym(glib, "g_log_set_handler"))) {
-    set_handler("GStreamer", kWarningsAndCriticals, [](const char*, int, const char*, void*) {}, nullptr);
+    set_handler(
+        "GStreamer", kWarningsAndCriticals, [](const char*, int, const char*, void*) {}, nullptr);
   }
   ::dlclose(glib);  // drops only the reference RTLD_NOLOAD took
 }
@@ -49,7 +51,8 @@ cv::Mat read_image_bgr(const std::string& path) {
   if (fs::is_directory(path, ec)) throw InputError("image " + path + " is a directory");
   std::ifstream file(path, std::ios::binary);
   if (!file) throw InputError("image " + path + " cannot be opened (permissions?)");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  // Unsigned bytes: a char buffer reaches imdecode as CV_8S, which the WebP decoder refuses.
+  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   if (bytes.empty()) throw InputError("image " + path + " is empty (0 bytes)");
 
   // imdecode rather than imread: it decides by content, not by name, and does not log on failure.

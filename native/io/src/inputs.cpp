@@ -25,23 +25,38 @@ std::vector<std::string> glob_paths(const std::string& pattern) {
   return out;
 }
 
+bool has_extension_in(const std::string& path, const std::vector<std::string>& extensions) {
+  auto ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return std::binary_search(extensions.begin(), extensions.end(), ext);
+}
+
+// One named file: anything but a regular file (after symlinks) is refused here, because reading a FIFO or a
+// character device such as /dev/zero would block or never end.
+InputPath file_entry(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return {path, "image " + path + " does not exist"};
+  if (!fs::is_regular_file(path, ec)) return {path, "image " + path + " is not a regular file"};
+  return {path, ""};
+}
+
 }  // namespace
 
-bool has_image_extension(const std::string& path) {
-  static constexpr std::array<const char*, 11> kExtensions{".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff",
-                                                           ".webp", ".pgm", ".ppm", ".pbm", ".jp2"};
-  auto ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
+const std::vector<std::string>& image_extensions() {
+  static const std::vector<std::string> kExtensions{".bmp", ".jp2", ".jpeg", ".jpg",  ".pbm", ".pgm",
+                                                    ".png", ".ppm", ".tif",  ".tiff", ".webp"};
+  return kExtensions;
 }
 
-bool has_video_extension(const std::string& path) {
-  static constexpr std::array<const char*, 13> kExtensions{".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg",
-                                                           ".mpeg", ".wmv", ".flv", ".ts", ".gif", ".mjpeg"};
-  auto ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
+const std::vector<std::string>& video_extensions() {
+  static const std::vector<std::string> kExtensions{".avi", ".flv",  ".gif", ".m4v", ".mjpeg", ".mkv", ".mov",
+                                                    ".mp4", ".mpeg", ".mpg", ".ts",  ".webm",  ".wmv"};
+  return kExtensions;
 }
+
+bool has_image_extension(const std::string& path) { return has_extension_in(path, image_extensions()); }
+
+bool has_video_extension(const std::string& path) { return has_extension_in(path, video_extensions()); }
 
 std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& arguments, bool include_videos) {
   std::vector<InputPath> out;
@@ -60,8 +75,8 @@ std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& argum
         continue;
       }
       if (files.empty()) {
-        out.push_back({arg, "directory " + arg + (include_videos ? " contains no image or video files"
-                                                                 : " contains no image files")});
+        out.push_back({arg, "directory " + arg +
+                                (include_videos ? " contains no image or video files" : " contains no image files")});
         continue;
       }
       std::sort(files.begin(), files.end());
@@ -72,11 +87,9 @@ std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& argum
         out.push_back({arg, "no files match " + arg});
         continue;
       }
-      for (auto& m : matches) out.push_back({std::move(m), ""});
-    } else if (!fs::exists(arg, ec)) {
-      out.push_back({arg, "image " + arg + " does not exist"});
+      for (const auto& m : matches) out.push_back(file_entry(m));
     } else {
-      out.push_back({arg, ""});
+      out.push_back(file_entry(arg));
     }
   }
   return out;

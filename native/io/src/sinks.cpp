@@ -1,6 +1,7 @@
 #include "jitvision/io/sinks.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <opencv2/highgui.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -30,13 +32,23 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Writes and removes a probe file: permission bits alone say nothing for root or read-only mounts.
+// Creates (O_CREAT|O_EXCL|O_NOFOLLOW, a random name: nothing planted there is followed or reused) and removes a
+// probe file: permission bits alone say nothing for root or read-only mounts.
 void check_writable_dir(const fs::path& dir, const std::string& what) {
-  const fs::path probe = dir / (".jitvision-write-test-" + std::to_string(::getpid()));
-  { std::ofstream file(probe); }
-  std::error_code ec;
-  if (!fs::exists(probe, ec)) throw OutputError(what + ": directory " + dir.string() + " is not writable");
-  fs::remove(probe, ec);
+  std::random_device random;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    char name[64];
+    std::snprintf(name, sizeof name, ".jitvision-write-test-%08x%08x", random(), random());
+    const fs::path probe = dir / name;
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+      ::unlink(probe.c_str());
+      return;
+    }
+    if (errno != EEXIST) break;
+  }
+  throw OutputError(what + ": directory " + dir.string() + " is not writable");
 }
 
 // Source names become file names: "rtsp://cam/live" -> "live", a pipeline string -> its first words.
@@ -58,8 +70,8 @@ std::string file_stem(const std::string& source) {
 bool dark(const cv::Scalar& bgr) { return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2] < 150; }
 
 // Draws `text` on a filled box whose top-left corner is `corner`, kept inside the image.
-void draw_label(cv::Mat& image, const std::string& text, cv::Point corner, const cv::Scalar& background,
-                double scale, int thickness) {
+void draw_label(cv::Mat& image, const std::string& text, cv::Point corner, const cv::Scalar& background, double scale,
+                int thickness) {
   constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
   int baseline = 0;
   const cv::Size size = cv::getTextSize(text, kFont, scale, thickness, &baseline);
@@ -69,8 +81,7 @@ void draw_label(cv::Mat& image, const std::string& text, cv::Point corner, const
   corner.y = std::clamp(corner.y, 0, std::max(0, image.rows - box.height));
   cv::rectangle(image, cv::Rect(corner, box), background, cv::FILLED, cv::LINE_8);
   const cv::Scalar ink = dark(background) ? cv::Scalar(255, 255, 255) : cv::Scalar(0, 0, 0);
-  cv::putText(image, text, {corner.x + pad, corner.y + pad + size.height}, kFont, scale, ink, thickness,
-              cv::LINE_AA);
+  cv::putText(image, text, {corner.x + pad, corner.y + pad + size.height}, kFont, scale, ink, thickness, cv::LINE_AA);
 }
 
 }  // namespace
@@ -78,10 +89,10 @@ void draw_label(cv::Mat& image, const std::string& text, cv::Point corner, const
 cv::Scalar class_colour(int cls) {
   // Sasha Trubetskoy's 20 distinct colours (RGB), stored as BGR.
   static constexpr std::array<std::array<int, 3>, 20> kRgb{{
-      {230, 25, 75},  {60, 180, 75},   {255, 225, 25}, {0, 130, 200},  {245, 130, 48},
-      {145, 30, 180}, {70, 240, 240},  {240, 50, 230}, {210, 245, 60}, {250, 190, 212},
-      {0, 128, 128},  {220, 190, 255}, {170, 110, 40}, {255, 250, 200}, {128, 0, 0},
-      {170, 255, 195}, {128, 128, 0},  {255, 215, 180}, {0, 0, 128},   {128, 128, 128},
+      {230, 25, 75},   {60, 180, 75},   {255, 225, 25},  {0, 130, 200},   {245, 130, 48},
+      {145, 30, 180},  {70, 240, 240},  {240, 50, 230},  {210, 245, 60},  {250, 190, 212},
+      {0, 128, 128},   {220, 190, 255}, {170, 110, 40},  {255, 250, 200}, {128, 0, 0},
+      {170, 255, 195}, {128, 128, 0},   {255, 215, 180}, {0, 0, 128},     {128, 128, 128},
   }};
   const auto& rgb = kRgb[static_cast<std::size_t>(std::abs(cls)) % kRgb.size()];
   return {static_cast<double>(rgb[2]), static_cast<double>(rgb[1]), static_cast<double>(rgb[0])};
@@ -104,8 +115,7 @@ void draw_detections(cv::Mat& image, const Detections& detections, const std::ve
     char conf[16];
     std::snprintf(conf, sizeof conf, " %.2f", d.conf);
     const std::string text =
-        i < labels.size() ? labels[i]
-                          : (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
+        i < labels.size() ? labels[i] : (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
     int baseline = 0;
     const int label_h = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, text_thickness, &baseline).height +
                         baseline + 2 * std::max(2, text_thickness + 1);
@@ -144,8 +154,9 @@ bool display_available() {
 
 Window::Window(std::string title) : title_(std::move(title)) {
   if (!display_available()) {
-    throw OutputError("cannot show a window: no display (DISPLAY is not set or its X server cannot be reached); "
-                      "run without --show, or under a desktop or Xvfb");
+    throw OutputError(
+        "cannot show a window: no display (DISPLAY is not set or its X server cannot be reached); "
+        "run without --show, or under a desktop or Xvfb");
   }
   try {
     cv::namedWindow(title_, cv::WINDOW_AUTOSIZE | cv::WINDOW_KEEPRATIO | cv::WINDOW_GUI_NORMAL);
@@ -164,10 +175,14 @@ Window::~Window() {
 }
 
 bool Window::show(const cv::Mat& image) {
-  cv::imshow(title_, image);
-  const int key = cv::waitKey(1) & 0xFF;
-  if (key == 'q' || key == 'Q' || key == 27) return false;
-  return cv::getWindowProperty(title_, cv::WND_PROP_VISIBLE) >= 1;
+  try {
+    cv::imshow(title_, image);
+    const int key = cv::waitKey(1) & 0xFF;
+    if (key == 'q' || key == 'Q' || key == 27) return false;
+    return cv::getWindowProperty(title_, cv::WND_PROP_VISIBLE) >= 1;
+  } catch (const cv::Exception& e) {
+    throw OutputError("cannot show a window: " + e.err);
+  }
 }
 
 // --- VideoFileSink ---------------------------------------------------------------------------------------------------
@@ -179,8 +194,8 @@ struct VideoFileSink::Impl {
   bool closed = false;
 };
 
-VideoFileSink::VideoFileSink(std::string path, double fps)
-    : impl_(std::make_unique<Impl>()), path_(std::move(path)), fps_(fps > 0 && fps <= 240 ? fps : 30.0) {
+VideoFileSink::VideoFileSink(std::string path, double fps) : impl_(std::make_unique<Impl>()), path_(std::move(path)) {
+  set_fps(fps);
   const std::string what = "cannot write video " + path_;
   const std::string ext = lower(fs::path(path_).extension().string());
   if (ext == ".mp4" || ext == ".m4v" || ext == ".mov") {
@@ -199,7 +214,13 @@ VideoFileSink::VideoFileSink(std::string path, double fps)
   check_writable_dir(dir, what);
 }
 
-VideoFileSink::~VideoFileSink() { close(); }
+VideoFileSink::~VideoFileSink() {
+  try {
+    close();
+  } catch (const OutputError&) {
+    // A destructor cannot report; callers that care call close() themselves (detect does).
+  }
+}
 
 void VideoFileSink::write(const cv::Mat& image) {
   if (impl_->closed) throw OutputError("cannot write video " + path_ + ": already closed");
@@ -216,20 +237,33 @@ void VideoFileSink::write(const cv::Mat& image) {
     }
   }
   // Frames of other sizes (several sources into one video) are scaled to the first frame's size.
-  if (image.size() == impl_->size) {
-    impl_->writer.write(image);
-  } else {
-    cv::Mat scaled;
-    cv::resize(image, scaled, impl_->size);
-    impl_->writer.write(scaled);
+  try {
+    if (image.size() == impl_->size) {
+      impl_->writer.write(image);
+    } else {
+      cv::Mat scaled;
+      cv::resize(image, scaled, impl_->size);
+      impl_->writer.write(scaled);
+    }
+  } catch (const cv::Exception& e) {
+    throw OutputError("cannot write video " + path_ + ": " + e.err);
   }
   ++frames_;
+}
+
+void VideoFileSink::set_fps(double fps) {
+  if (impl_->writer.isOpened() || impl_->closed) return;
+  fps_ = fps > 0 && fps <= 240 ? fps : 30.0;
 }
 
 void VideoFileSink::close() {
   if (impl_->closed) return;
   impl_->closed = true;
-  impl_->writer.release();  // writes the container's index: the file is playable from here on
+  try {
+    impl_->writer.release();  // writes the container's index: the file is playable from here on
+  } catch (const cv::Exception& e) {
+    throw OutputError("cannot finish video " + path_ + ": " + e.err);
+  }
 }
 
 // --- ImageDirSink ----------------------------------------------------------------------------------------------------
@@ -247,11 +281,11 @@ ImageDirSink::ImageDirSink(std::string dir) : dir_(std::move(dir)) {
 void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image) {
   std::string name;
   if (single_image) {
-    name = fs::path(source).filename().string();
+    name = unique_name(source, fs::path(source).filename().string());
   } else {
     char number[24];
     std::snprintf(number, sizeof number, "_%06lld.jpg", static_cast<long long>(frame));
-    name = file_stem(source) + number;
+    name = unique_name(source, file_stem(source)) + number;
   }
   const std::string path = (fs::path(dir_) / name).string();
   bool ok = false;
@@ -261,6 +295,18 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
     ok = false;
   }
   if (!ok) throw OutputError("cannot write image " + path);
+}
+
+std::string ImageDirSink::unique_name(const std::string& source, const std::string& name) {
+  if (const auto it = name_of_.find(source); it != name_of_.end()) return it->second;
+  const fs::path p(name);
+  std::string chosen = name;
+  for (int n = 2; taken_.count(chosen) != 0; ++n) {
+    chosen = p.stem().string() + "_" + std::to_string(n) + p.extension().string();
+  }
+  taken_.insert(chosen);
+  name_of_.emplace(source, chosen);
+  return chosen;
 }
 
 // --- JsonLinesSink ---------------------------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ struct Grabber {
   const std::string label;
   const Opener open;
   const SourceOptions options;
-  const int read_limit_ms;  // the longest a read may block in this backend
+  const int read_limit_ms;                    // the longest a read may block in this backend
   std::unique_ptr<cv::VideoCapture> capture;  // touched by the grabber thread only
 
   std::mutex mutex;
@@ -202,7 +202,7 @@ struct Grabber {
   std::int64_t captured = 0;  // frames captured so far; the newest has index captured - 1
   bool stopping = false;
   bool finished = false;  // the thread is done: stopped, or `lost` is set
-  std::string lost;                              // set when the reconnect budget is spent
+  std::string lost;       // set when the reconnect budget is spent
   Clock::time_point call_started;
   std::optional<Clock::time_point> call_limit;  // while in a backend call: when it should have returned
 
@@ -262,8 +262,8 @@ struct Grabber {
         if (attempts >= options.reconnect) {
           const auto silent = seconds_text(Clock::now() - last_frame);
           std::lock_guard lock(mutex);
-          lost = label + " lost: no frame for " + silent + " after " + std::to_string(attempts) +
-                 " reconnect attempt" + (attempts == 1 ? "" : "s");
+          lost = label + " lost: no frame for " + silent + " after " + std::to_string(attempts) + " reconnect attempt" +
+                 (attempts == 1 ? "" : "s");
           break;
         }
         if (!wait_backoff(attempts)) break;
@@ -284,8 +284,7 @@ class LiveSource final : public FrameSource {
   LiveSource(std::string label, std::string source, Opener open, const SourceOptions& options, int read_limit_ms,
              std::unique_ptr<cv::VideoCapture> first)
       : source_(std::move(source)), fps_(plausible_fps(*first)) {
-    grabber_ = std::make_shared<Grabber>(std::move(label), std::move(open), options, read_limit_ms,
-                                         std::move(first));
+    grabber_ = std::make_shared<Grabber>(std::move(label), std::move(open), options, read_limit_ms, std::move(first));
     thread_ = std::thread([g = grabber_] { g->run(); });
   }
 
@@ -365,8 +364,8 @@ std::unique_ptr<cv::VideoCapture> open_first(const Opener& open, const SourceOpt
     attempt->capture = std::move(capture);
     attempt->done.notify_all();
   }).detach();
-  const auto limit = std::chrono::milliseconds(options.open_timeout_ms) +
-                     std::chrono::duration_cast<Clock::duration>(kHungGrace);
+  const auto limit =
+      std::chrono::milliseconds(options.open_timeout_ms) + std::chrono::duration_cast<Clock::duration>(kHungGrace);
   std::unique_lock lock(attempt->mutex);
   if (!attempt->done.wait_for(lock, limit, [&] { return attempt->capture.has_value(); })) {
     throw InputError(label + " did not open within " + seconds_text(limit));
@@ -398,8 +397,8 @@ std::unique_ptr<FrameSource> open_camera(int index, const SourceOptions& options
 
 std::unique_ptr<FrameSource> open_stream(const std::string& url, const SourceOptions& options) {
   const std::string shown = redact_url(url);
-  const std::vector<int> params{cv::CAP_PROP_OPEN_TIMEOUT_MSEC, options.open_timeout_ms,
-                                cv::CAP_PROP_READ_TIMEOUT_MSEC, options.read_timeout_ms};
+  const std::vector<int> params{cv::CAP_PROP_OPEN_TIMEOUT_MSEC, options.open_timeout_ms, cv::CAP_PROP_READ_TIMEOUT_MSEC,
+                                options.read_timeout_ms};
   const Opener open = [url, params] {
     return open_capture([&](cv::VideoCapture& c) { c.open(url, cv::CAP_FFMPEG, params); });
   };
@@ -418,8 +417,9 @@ std::unique_ptr<FrameSource> open_pipeline(const std::string& pipeline, const So
     return open_capture([&](cv::VideoCapture& c) { c.open(pipeline, cv::CAP_GSTREAMER); });
   };
   return open_live(label, pipeline, open, options, options.read_timeout_ms,
-                   label + " cannot be started (unknown element, bad property, or no appsink at the end; "
-                           "check it with gst-launch-1.0)");
+                   label +
+                       " cannot be started (unknown element, bad property, or no appsink at the end; "
+                       "check it with gst-launch-1.0)");
 }
 
 }  // namespace
@@ -435,6 +435,8 @@ SourceKind classify_source(const std::string& spec) {
   std::error_code ec;
   if (fs::exists(spec, ec)) {
     if (fs::is_directory(spec, ec) || has_image_extension(spec)) return SourceKind::ImageFiles;
+    // A FIFO or device is refused by the file list (reading it could block forever), whatever its name.
+    if (!fs::is_regular_file(spec, ec)) return SourceKind::ImageFiles;
     if (has_video_extension(spec)) return SourceKind::VideoFile;
     // Unknown extension: decide by the file's signature.
     return cv::haveImageReader(spec) ? SourceKind::ImageFiles : SourceKind::VideoFile;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -38,9 +39,7 @@ class QuietOpenCv : public ::testing::Environment {
 };
 const auto* const kQuiet = ::testing::AddGlobalTestEnvironment(new QuietOpenCv);
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 cv::Mat moving_square(int width, int height, int step) {
   cv::Mat image(height, width, CV_8UC3, cv::Scalar(40, 90, 160));
@@ -52,9 +51,8 @@ cv::Mat moving_square(int width, int height, int step) {
 class TempDir : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("jitvision_io_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("jitvision_io_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -139,6 +137,23 @@ TEST_F(ImageList, MissingFileAndEmptyGlobAreInputErrorsFromNext) {
   auto glob = open_source(path("*.png"), {});
   EXPECT_THROW(glob->next(), InputError);
   EXPECT_FALSE(glob->next());
+}
+
+// Reading a FIFO or a character device would block or never end: whatever the name, it is refused unread.
+TEST_F(ImageList, NonRegularFilesAreInputErrorsWithoutBeingRead) {
+  ASSERT_EQ(::mkfifo(path("f.jpg").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo(path("pipe").c_str(), 0600), 0);
+  fs::create_symlink(path("f.jpg"), path("link.png"));
+  for (const auto& spec : {path("f.jpg"), path("pipe"), path("link.png"), path("*.jpg"), std::string("/dev/zero")}) {
+    auto source = open_source(spec, {});
+    try {
+      source->next();
+      ADD_FAILURE() << spec << " was read";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("is not a regular file"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(source->next());
+  }
 }
 
 TEST_F(ImageList, VideosInADirectoryOrGlobAreReadFrameByFrameInNameOrder) {
@@ -261,6 +276,38 @@ TEST_F(Sinks, ImageDirIsCreatedAndNamesFramesBySource) {
   EXPECT_TRUE(fs::exists(path("saved/nested/stream_000003.jpg")));
   EXPECT_TRUE(fs::exists(path("saved/nested/videotestsrc_videoconvert_appsink_000000.jpg")));
   EXPECT_EQ(cv::imread(path("saved/nested/bus.jpg")).size(), image.size());
+}
+
+TEST_F(Sinks, SameNamesFromDifferentSourcesGetDistinctFiles) {
+  ImageDirSink sink(path("saved"));
+  const cv::Mat first = moving_square(32, 24, 0);
+  const cv::Mat second = moving_square(32, 24, 5);
+  sink.write(first, "/one/a.jpg", 0, true);
+  sink.write(second, "/two/a.jpg", 0, true);
+  sink.write(first, "/one/clip.mp4", 1, false);
+  sink.write(second, "/two/clip.mp4", 1, false);
+  sink.write(second, "/one/clip.mp4", 2, false);  // a source keeps its name
+  const auto diff = [&](const std::string& name, const cv::Mat& expected) {
+    return cv::norm(cv::imread(path("saved/" + name)), expected, cv::NORM_INF);
+  };
+  EXPECT_LT(diff("a.jpg", first), diff("a.jpg", second));
+  EXPECT_LT(diff("a_2.jpg", second), diff("a_2.jpg", first));
+  EXPECT_LT(diff("clip_000001.jpg", first), diff("clip_000001.jpg", second));
+  EXPECT_LT(diff("clip_2_000001.jpg", second), diff("clip_2_000001.jpg", first));
+  EXPECT_TRUE(fs::exists(path("saved/clip_000002.jpg")));
+  EXPECT_FALSE(fs::exists(path("saved/clip_2_000002.jpg")));
+}
+
+TEST_F(Sinks, WriteProbeFollowsNoPlantedLinkAndLeavesNothing) {
+  fs::create_directories(path("out"));
+  // A link at the old predictable probe name must not be followed (and no probe file may be left behind).
+  fs::create_symlink(path("victim"), path("out/.jitvision-write-test-" + std::to_string(::getpid())));
+  VideoFileSink sink(path("out/video.mp4"), 30);
+  ImageDirSink images(path("out"));
+  EXPECT_FALSE(fs::exists(path("victim")));
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(path("out"))) ++entries;
+  EXPECT_EQ(entries, 1);  // only the planted link
 }
 
 TEST_F(Sinks, UnwritableImageDirFailsAtConstruction) {
@@ -386,8 +433,7 @@ TEST(LivePipeline, ReopensAnEndedPipelineAndCountsFramesOn) {
   options.backoff_initial_s = 0.05;
   // 10 buffers then end of stream: each reopen gives 10 more, and every frame resets the attempt budget.
   auto source = open_source(
-      "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48,framerate=100/1 ! videoconvert ! appsink",
-      options);
+      "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48,framerate=100/1 ! videoconvert ! appsink", options);
   EXPECT_TRUE(source->live());
   const auto start = Clock::now();
   std::int64_t last = -1;
@@ -446,8 +492,7 @@ class MjpegServer {
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     address.sin_port = 0;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_, 8) != 0) {
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 8) != 0) {
       throw std::runtime_error("test server cannot listen");
     }
     socklen_t length = sizeof address;
@@ -522,8 +567,8 @@ class MjpegServer {
       }
       std::vector<uchar> jpeg;
       cv::imencode(".jpg", moving_square(160, 120, step), jpeg);
-      const std::string part = "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " +
-                               std::to_string(jpeg.size()) + "\r\n\r\n";
+      const std::string part =
+          "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + std::to_string(jpeg.size()) + "\r\n\r\n";
       if (!send_all(fd, part.data(), part.size()) || !send_all(fd, jpeg.data(), jpeg.size()) ||
           !send_all(fd, "\r\n", 2)) {
         return;

@@ -1,6 +1,7 @@
 """``python -m jitvision data {digits,digits-video}``."""
-import sys
 from pathlib import Path
+
+from jitvision.errors import InputError, UsageError
 
 
 def _mnist_dir(arg):
@@ -13,34 +14,26 @@ def run_digits(args) -> int:
     from tqdm import tqdm
 
     from jitvision.data.digits import write_split
-    from jitvision.mnist.data import MnistDataError
 
     mnist = _mnist_dir(args.mnist)
-    if mnist is None and args.font_fraction != 1:
-        print("error: MNIST is needed (unless --font-fraction 1): pass --mnist DIR or set JITVISION_DATA_DIR",
-              file=sys.stderr)
-        return 1
+    if args.font_fraction != 1:
+        if mnist is None:
+            raise UsageError("MNIST is needed (unless --font-fraction 1): pass --mnist DIR or set JITVISION_DATA_DIR")
+        if not Path(mnist).is_dir():
+            raise InputError(f"MNIST folder {mnist} does not exist: pass --mnist DIR (the MNIST IDX files) or set "
+                             "JITVISION_DATA_DIR to a folder holding mnist/ (or --font-fraction 1: fonts only)")
     with tqdm(total=args.n, desc=f"digits {args.split}", mininterval=1.0) as bar:
-        try:
-            yaml_path = write_split(args.out, args.split, args.n, args.img, args.seed, mnist, args.font_fraction,
-                                    progress=lambda done: bar.update(done - bar.n))
-        except MnistDataError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+        yaml_path = write_split(args.out, args.split, args.n, args.img, args.seed, mnist, args.font_fraction,
+                                progress=lambda done: bar.update(done - bar.n))
     print(f"wrote {args.n} {args.split} images to {args.out} ({yaml_path})")
     return 0
 
 
 def run_video(args) -> int:
     from jitvision.data.video import write_video
-    from jitvision.mnist.data import MnistDataError
 
-    try:
-        info = write_video(args.out, args.truth, frames=args.frames, size=(args.width, args.height), fps=args.fps,
-                           seed=args.seed, mnist_dir=_mnist_dir(args.mnist), swap_every=args.swap_every)
-    except (MnistDataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    info = write_video(args.out, args.truth, frames=args.frames, size=(args.width, args.height), fps=args.fps,
+                       seed=args.seed, mnist_dir=_mnist_dir(args.mnist), swap_every=args.swap_every)
     print(f"wrote {args.out} ({args.frames} frames, {args.width}x{args.height}) and {args.truth}: "
           f"{info['digits']} digits, 6 at a time, {info['source_description']}")
     return 0

@@ -19,6 +19,7 @@ import yaml
 
 from jitvision.data import scenes
 from jitvision.data.glyphs import MnistPool, font_glyph, ink_box, ink_colour, paste, transform
+from jitvision.errors import OutputError
 
 SPLITS = ("train", "val")
 NAMES = [str(d) for d in range(10)]
@@ -111,7 +112,7 @@ def write_split(out: Path, split: str, n: int, size: int = 320, seed: int = 0, m
             name = f"{split}{i:06d}"
             quality = int(rng.integers(70, 96))
             if not cv2.imwrite(str(images / f"{name}.jpg"), scene.image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-                raise OSError(f"cannot write {images / name}.jpg")
+                raise OutputError(f"cannot write {images / name}.jpg")
             (labels / f"{name}.txt").write_text("".join(line + "\n" for line in yolo_lines(scene)))
             record.write(json.dumps({"image": f"{name}.jpg", "digits": scene.sources}) + "\n")
             if progress:

@@ -18,6 +18,7 @@ import numpy as np
 
 from jitvision.data import scenes
 from jitvision.data.glyphs import MnistPool, font_glyph, ink_box, ink_colour, paste, transform
+from jitvision.errors import OutputError, UsageError
 
 GRID = (3, 2)  # columns, rows
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -42,7 +43,7 @@ def write_video(out: Path, truth: Path, frames: int = 60, size: Tuple[int, int] 
     """
     out, truth = Path(out), Path(truth)
     if out.suffix.lower() not in FOURCC:
-        raise OSError(f"{out}: the video must be .mp4 or .avi")
+        raise UsageError(f"{out}: the video must be .mp4 or .avi")
     w, h = size
     rng = np.random.default_rng([seed, 7])
     pool = MnistPool(Path(mnist_dir), "val") if mnist_dir is not None and Path(mnist_dir).is_dir() else None
@@ -64,7 +65,7 @@ def write_video(out: Path, truth: Path, frames: int = 60, size: Tuple[int, int] 
     truth.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*FOURCC[out.suffix.lower()]), fps, (w, h))
     if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write {out} here")
+        raise OutputError(f"OpenCV cannot write {out} here")
     try:
         with open(truth, "w") as lines:
             for f in range(frames):

@@ -6,15 +6,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
+
+from jitvision.errors import ExportError, InputError, UsageError, error_line
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MODEL = REPO_ROOT / "models" / "mnist.torchscript"
+MODEL_FILE_NAME = "mnist.torchscript"
+DEFAULT_MODEL = REPO_ROOT / "models" / MODEL_FILE_NAME
+RUNS_PROJECT = "runs/mnist"  # mnist train without --out writes into a new run folder here (jitvision.runs)
 MAX_MODEL_BYTES = 2 * 1024 * 1024
-
-# exit codes, matching the C++ app where the meaning is the same
-EXIT_ERROR = 1
-EXIT_MODEL = 3
-EXIT_INPUT = 5
 
 
 def add_parser(subparsers) -> None:
@@ -28,8 +28,10 @@ def add_parser(subparsers) -> None:
                                        "against the eager model on the held-out digits, and write one of them.")
     train.add_argument("--data-dir", type=Path, default=None,
                        help="folder with the MNIST IDX files (default: $JITVISION_DATA_DIR/mnist)")
-    train.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where to write the model (default: %(default)s)")
-    train.add_argument("--export", choices=("trace", "script"), default="trace",
+    train.add_argument("--out", type=Path, default=None,
+                       help=f"where to write the model (default: {RUNS_PROJECT}/expN/{MODEL_FILE_NAME} in a new run "
+                            f"folder exp, exp2, ...; the bundled model is rebuilt with --out models/{MODEL_FILE_NAME})")
+    train.add_argument("--export-method", choices=("trace", "script"), default="trace",
                        help="which verified export to write (default: %(default)s)")
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 12)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -58,25 +60,21 @@ def add_parser(subparsers) -> None:
     samples.set_defaults(func=run_samples)
 
 
-def error(message: str, code: int) -> int:
-    print(f"jitvision: error: {message}", file=sys.stderr)
-    return code
-
-
 def run_train(args) -> int:
+    from jitvision.device import pick_device
     from jitvision.mnist import data
-    from jitvision.mnist.train import TrainConfig, resolve_device, train
+    from jitvision.mnist.train import TrainConfig, train
 
     data_dir = args.data_dir or data.default_data_dir()
     if data_dir is None:
-        return error("no MNIST data folder: pass --data-dir or set JITVISION_DATA_DIR", EXIT_ERROR)
-    try:
-        device = resolve_device(args.device)
-        if args.download:
+        raise UsageError("no MNIST data folder: pass --data-dir or set JITVISION_DATA_DIR")
+    device = pick_device(args.device)
+    if args.download:
+        try:
             data.download(data_dir)
-        split = data.load_split(data_dir)
-    except (RuntimeError, OSError, data.MnistDataError) as e:
-        return error(str(e), EXIT_ERROR)
+        except (RuntimeError, OSError) as e:
+            raise InputError(f"cannot download MNIST into {data_dir}: {e}") from None
+    split = data.load_split(data_dir)
     cfg = TrainConfig(seed=args.seed) if args.epochs is None else TrainConfig(seed=args.seed, epochs=args.epochs)
     print(f"data: {split.description}")
     print(f"training on {len(split.train_images)} images, holding out {len(split.heldout_images)}, "
@@ -86,14 +84,17 @@ def run_train(args) -> int:
     model = train(split.train_images, split.train_labels, cfg, device,
                   heldout=(split.heldout_images, split.heldout_labels))
     print(f"trained in {time.monotonic() - started:.0f} s")
-    return write_model(model, split, cfg, args.out, args.export)
+    return write_model(model, split, cfg, args.out, args.export_method)
 
 
-def write_model(model, split, cfg, out: Path, chosen: str) -> int:
-    """Export the trained model both ways, verify each, and write the ``chosen`` one to ``out``."""
+def write_model(model, split, cfg, out: Optional[Path], chosen: str) -> int:
+    """Export the trained model both ways, verify each, and write the ``chosen`` one to ``out`` (None: into a new
+    run folder under ``RUNS_PROJECT``, so that no earlier model is ever overwritten without being named)."""
     import torch
+
     from jitvision.mnist import export
     from jitvision.mnist.train import to_input
+    from jitvision.runs import new_run_dir
 
     training = {"data": split.kind, "description": split.description, "train_images": len(split.train_images),
                 "heldout_images": len(split.heldout_images), "seed": cfg.seed, "epochs": cfg.epochs}
@@ -102,56 +103,62 @@ def write_model(model, split, cfg, out: Path, chosen: str) -> int:
     model = model.cpu()
     with tempfile.TemporaryDirectory() as tmp:
         written = {}
-        for kind in export.EXPORT_KINDS:
-            path = Path(tmp) / f"mnist.{kind}.torchscript"
+        for method in export.EXPORT_METHODS:
+            path = Path(tmp) / f"mnist.{method}.torchscript"
             try:
-                metadata = export.export_verified(model, kind, path, heldout_x, heldout_y, training)
-            except export.ExportVerificationError as e:
-                return error(f"{kind} export failed verification: {e}", EXIT_ERROR)
+                metadata = export.export_verified(model, method, path, heldout_x, heldout_y, training)
+            except ExportError as e:
+                raise ExportError(f"{method} export failed verification: {e}") from None
             v = metadata["verification"]
-            print(f"{kind}: verified on {len(heldout_x)} held-out digits and batch sizes "
+            print(f"{method}: verified on {len(heldout_x)} held-out digits and batch sizes "
                   f"{', '.join(map(str, export.CHECK_BATCH_SIZES))}: max abs logit difference "
                   f"{v['max_abs_logit_diff']:.2e}, argmax agree; held-out accuracy {metadata['heldout_accuracy']:.4f}")
-            written[kind] = path
+            written[method] = path
         size = written[chosen].stat().st_size
         if size > MAX_MODEL_BYTES:
-            return error(f"the {chosen} export is {size} bytes, over the {MAX_MODEL_BYTES}-byte limit", EXIT_ERROR)
+            raise ExportError(f"the {chosen} export is {size} bytes, over the {MAX_MODEL_BYTES}-byte limit")
+        out = out or new_run_dir(RUNS_PROJECT) / MODEL_FILE_NAME
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(written[chosen].read_bytes())
     print(f"wrote {out} ({chosen} export, {size / 1024:.0f} KiB)")
     return 0
 
 
-def run_predict(args) -> int:
+def _read_digit_image(path: Path, normalize: bool):
+    """One image as the model takes it: MNIST-normalised, or as given when it is already 28x28 grey."""
     import cv2
     import numpy as np
+
     from jitvision.mnist.normalize import BlankImage, mnist_style
-    from jitvision.mnist.predict import DigitPredictor
 
     try:
-        predictor = DigitPredictor(args.model)
-    except Exception as e:  # torch reports unreadable archives with several exception types
-        return error(f"cannot load model {args.model}: {str(e).splitlines()[0]}", EXIT_MODEL)
+        encoded = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise InputError(f"cannot read image {path}: {e.strerror}") from None
+    image = cv2.imdecode(encoded, cv2.IMREAD_COLOR if normalize else cv2.IMREAD_GRAYSCALE) if encoded.size else None
+    if image is None:
+        raise InputError(f"{path} is not an image OpenCV can decode")
+    if normalize:
+        try:
+            return mnist_style(image)
+        except BlankImage as e:
+            raise InputError(f"{path}: {e}") from None
+    if image.shape != (28, 28):
+        raise InputError(f"{path} is {image.shape[1]}x{image.shape[0]}, not 28x28: use --normalize")
+    return image
+
+
+def run_predict(args) -> int:
+    from jitvision.mnist.predict import DigitPredictor
+
+    predictor = DigitPredictor(args.model)
     status = 0
     for path in args.images:
         try:
-            encoded = np.fromfile(path, np.uint8)
-        except OSError as e:
-            status = error(f"cannot read image {path}: {e.strerror}", EXIT_INPUT)
-            continue
-        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR if args.normalize else cv2.IMREAD_GRAYSCALE) \
-            if encoded.size else None
-        if image is None:
-            status = error(f"{path} is not an image OpenCV can decode", EXIT_INPUT)
-            continue
-        if args.normalize:
-            try:
-                image = mnist_style(image)
-            except BlankImage as e:
-                status = error(f"{path}: {e}", EXIT_INPUT)
-                continue
-        elif image.shape != (28, 28):
-            status = error(f"{path} is {image.shape[1]}x{image.shape[0]}, not 28x28: use --normalize", EXIT_INPUT)
+            image = _read_digit_image(path, args.normalize)
+        except InputError as e:  # reported, and the other images are still read (as the C++ app does)
+            print(error_line(e), file=sys.stderr)
+            status = e.exit_code
             continue
         probs = predictor.probabilities(image[None])[0]
         digit = int(probs.argmax())
@@ -166,6 +173,7 @@ def run_predict(args) -> int:
 def run_samples(args) -> int:
     import cv2
     import numpy as np
+
     from jitvision.mnist.normalize import mnist_style
     from jitvision.mnist.predict import DigitPredictor
     from jitvision.samples import write_samples

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jitvision.errors import InputError
+
 IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 
@@ -30,7 +32,7 @@ SPLIT_DESCRIPTION = ("MNIST test set only (the 60,000-image training set was not
 FULL_DESCRIPTION = "MNIST training set (60,000 images); held out: the official 10,000-image test set"
 
 
-class MnistDataError(Exception):
+class MnistDataError(InputError):
     """A missing, malformed or inconsistent MNIST file."""
 
 

@@ -10,18 +10,15 @@ from pathlib import Path
 
 import torch
 
+from jitvision.errors import ExportError
 from jitvision.mnist.model import NUM_CLASSES
 from jitvision.mnist.train import MEAN, PIXEL_SCALE, STD
+from jitvision.model_file import METADATA_FILE, load_model
 
-METADATA_FILE = "jitvision.json"
 METADATA_FORMAT = "jitvision/1"
-EXPORT_KINDS = ("trace", "script")
+EXPORT_METHODS = ("trace", "script")
 TOLERANCE = 1e-4
 CHECK_BATCH_SIZES = (1, 7, 64)
-
-
-class ExportVerificationError(Exception):
-    """The exported module does not reproduce the eager model."""
 
 
 @dataclass
@@ -33,12 +30,12 @@ class Verification:
         return {"max_abs_logit_diff": self.max_abs_logit_diff, "argmax_agree": self.argmax_agree}
 
 
-def export_module(model: torch.nn.Module, kind: str) -> torch.jit.ScriptModule:
+def export_module(model: torch.nn.Module, method: str) -> torch.jit.ScriptModule:
     """Trace (on one example batch) or script an eval-mode CPU copy of ``model``."""
-    if kind not in EXPORT_KINDS:
-        raise ValueError(f"unknown export kind {kind!r}, expected one of {EXPORT_KINDS}")
+    if method not in EXPORT_METHODS:
+        raise ValueError(f"unknown export method {method!r}, expected one of {EXPORT_METHODS}")
     model = model.eval().cpu()
-    if kind == "script":
+    if method == "script":
         return torch.jit.script(model)
     example = torch.zeros(2, 1, 28, 28)
     return torch.jit.trace(model, example)
@@ -48,7 +45,7 @@ def verify(eager: torch.nn.Module, exported: torch.nn.Module, inputs: torch.Tens
            batch_size: int = 500) -> Verification:
     """Compare exported with eager on all ``inputs`` (in batches) and on batch sizes 1, 7 and 64.
 
-    Raises ExportVerificationError when an argmax differs or a logit differs by more than 1e-4.
+    Raises ExportError when an argmax differs or a logit differs by more than 1e-4.
     """
     eager = eager.eval().cpu()
     batches = [inputs[i:i + batch_size] for i in range(0, len(inputs), batch_size)]
@@ -58,23 +55,23 @@ def verify(eager: torch.nn.Module, exported: torch.nn.Module, inputs: torch.Tens
         for batch in batches:
             want, got = eager(batch), exported(batch)
             if got.shape != want.shape:
-                raise ExportVerificationError(f"exported model gave shape {list(got.shape)} for a batch of "
+                raise ExportError(f"exported model gave shape {list(got.shape)} for a batch of "
                                               f"{len(batch)}, the eager model {list(want.shape)}")
             max_diff = max(max_diff, (got - want).abs().max().item())
             agree = agree and bool((got.argmax(1) == want.argmax(1)).all())
     result = Verification(max_diff, agree)
     if not agree or not max_diff <= TOLERANCE:
-        raise ExportVerificationError(f"exported model differs from the eager one: max abs logit difference "
+        raise ExportError(f"exported model differs from the eager one: max abs logit difference "
                                       f"{max_diff:.3g} (allowed {TOLERANCE}), argmax agree everywhere: {agree}")
     return result
 
 
-def build_metadata(kind: str, training: dict, heldout_accuracy: float, verification: Verification) -> dict:
+def build_metadata(method: str, training: dict, heldout_accuracy: float, verification: Verification) -> dict:
     """The ``jitvision.json`` document; ``training`` holds data, description, image counts, seed and epochs."""
     return {
         "format": METADATA_FORMAT,
         "task": "digits",
-        "export": kind,
+        "export": method,
         "input": {"shape": [1, 1, 28, 28], "layout": "NCHW", "dtype": "float32", "polarity": "light-on-dark"},
         "normalize": {"scale": PIXEL_SCALE, "mean": [MEAN], "std": [STD]},
         "labels": [str(i) for i in range(NUM_CLASSES)],
@@ -90,26 +87,15 @@ def save(module: torch.jit.ScriptModule, path: str | Path, metadata: dict) -> No
     torch.jit.save(module, str(path), _extra_files={METADATA_FILE: json.dumps(metadata, indent=1)})
 
 
-def load(path: str | Path, device: str = "cpu") -> tuple[torch.jit.ScriptModule, dict]:
-    """The module (in eval mode) and its metadata; a file without ``jitvision.json`` is an error."""
-    extra = {METADATA_FILE: ""}
-    module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-    if not extra[METADATA_FILE]:
-        raise ValueError(f"{path} is TorchScript but carries no {METADATA_FILE} metadata: export it with "
-                         "`python -m jitvision mnist train`")
-    return module.eval(), json.loads(extra[METADATA_FILE])
-
-
-def export_verified(model: torch.nn.Module, kind: str, path: str | Path, heldout_inputs: torch.Tensor,
+def export_verified(model: torch.nn.Module, method: str, path: str | Path, heldout_inputs: torch.Tensor,
                     heldout_labels: torch.Tensor, training: dict) -> dict:
     """Export, verify, save with metadata, then reload the file and verify it again. Returns the metadata."""
-    exported = export_module(model, kind)
+    exported = export_module(model, method)
     verification = verify(model, exported, heldout_inputs)
     with torch.no_grad():
         predicted = torch.cat([exported(b) for b in heldout_inputs.split(500)]).argmax(1)
     heldout_accuracy = (predicted == heldout_labels).double().mean().item()
-    metadata = build_metadata(kind, training, heldout_accuracy, verification)
+    metadata = build_metadata(method, training, heldout_accuracy, verification)
     save(exported, path, metadata)
-    reloaded, _ = load(path)
-    verify(model, reloaded, heldout_inputs)
+    verify(model, load_model(str(path)).module, heldout_inputs)
     return metadata

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jitvision.errors import OutputError
+
 JPEG_QUALITY = 70
 
 
@@ -27,7 +29,7 @@ def write_digit_pngs(images: np.ndarray, labels: np.ndarray, out_dir: str | Path
     for i, (image, label) in enumerate(zip(images, labels)):
         path = out_dir / digit_name(i, int(label), ".png")
         if not cv2.imwrite(str(path), image):
-            raise OSError(f"cannot write {path}")
+            raise OutputError(f"cannot write {path}")
         written.append((path, int(label)))
     return written
 
@@ -58,6 +60,6 @@ def write_digit_photos(images: np.ndarray, labels: np.ndarray, out_dir: str | Pa
         photo = make_photo(image, np.random.default_rng([seed, i]))
         path = out_dir / digit_name(i, int(label), ".jpg")
         if not cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"cannot write {path}")
+            raise OutputError(f"cannot write {path}")
         written.append((path, int(label)))
     return written

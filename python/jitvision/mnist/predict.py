@@ -6,18 +6,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jitvision.mnist import export
+from jitvision.model_file import load_model, read_contract
 
 
 class DigitPredictor:
     def __init__(self, model_path: str | Path, device: str = "cpu"):
         self.device = device
-        self.module, self.metadata = export.load(model_path, device)
-        if self.metadata.get("task") != "digits":
-            raise ValueError(f"{model_path} is a {self.metadata.get('task')!r} model, not a digits model")
-        norm = self.metadata["normalize"]
-        self.scale, self.mean, self.std = float(norm["scale"]), float(norm["mean"][0]), float(norm["std"][0])
-        self.labels = self.metadata["labels"]
+        loaded = load_model(str(model_path), device)
+        self.module, self.metadata = loaded.module, loaded.metadata
+        contract = read_contract(loaded).as_classifier()
+        self.scale, self.mean, self.std = contract.scale, contract.mean[0], contract.std[0]
+        self.labels = contract.labels
 
     def probabilities(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """[N, 28, 28] light-on-dark digits, pixel values 0..255 (uint8 or float) -> probabilities [N, classes]."""

@@ -1,27 +1,14 @@
 """``python -m jitvision yolov5 {import,detect,train,val}``."""
-import functools
-import sys
 import time
 
-from jitvision.yolov5.errors import Yolov5Error
-from jitvision.yolov5.training_cli import add_training_commands
+from jitvision.firewall import add_trust_flag
+from jitvision.yolov5.export import EXPORT_METHODS
+from jitvision.yolov5.training_cli import add_training_commands, threshold
 
 
-def _reports_errors(run):
-    @functools.wraps(run)
-    def wrapper(args) -> int:
-        try:
-            return run(args)
-        except Yolov5Error as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    return wrapper
-
-
-@_reports_errors
 def run_import(args) -> int:
     from jitvision.yolov5.checkpoint import import_checkpoint
-    from jitvision.yolov5.export import TOLERANCE, export_torchscript
+    from jitvision.yolov5.export import TOLERANCE, VERIFY_BATCH, export_torchscript
 
     start = time.perf_counter()
     imported = import_checkpoint(args.weights)
@@ -29,13 +16,14 @@ def run_import(args) -> int:
     params = sum(p.numel() for p in model.parameters())
     print(f"imported {imported.file} (sha256 {imported.sha256[:16]}...) in {time.perf_counter() - start:.1f} s: "
           f"{model.nc} classes, strides {model.strides}, {params:,} parameters before fusing")
-    result = export_torchscript(model, args.out, img=args.img, half=args.half, fixed=args.fixed,
-                                source={"file": imported.file, "sha256": imported.sha256})
+    result = export_torchscript(model, args.out, img_size=args.img, half=args.half, fixed=args.fixed,
+                                source={"file": imported.file, "sha256": imported.sha256}, method=args.method)
     sizes = ", ".join(f"{h}x{w}" for h, w in result.sizes)
     kind = f"fixed {args.img}x{args.img}, square letterbox" if args.fixed else "dynamic size, rect letterbox"
-    print(f"exported {result.path} ({kind}{', fp16 weights' if args.half else ''}) in {result.seconds:.1f} s")
-    print(f"verified TorchScript vs eager at {sizes} (batch 2): max abs diff {result.max_abs_diff:.3g} "
-          f"(tolerance {TOLERANCE:g})")
+    print(f"exported {result.path} by {args.method} ({kind}{', fp16 weights' if args.half else ''}) "
+          f"in {result.seconds:.1f} s")
+    print(f"verified TorchScript vs eager at {sizes} (batch {VERIFY_BATCH}; the last size at batch 1 too): "
+          f"max abs diff {result.max_abs_diff:.3g} (tolerance {TOLERANCE:g})")
     if result.half_max_abs_diff is not None:
         h, w = result.sizes[-1]
         print(f"verified fp16 TorchScript vs fp16 eager at {h}x{w} (batch 1): "
@@ -43,7 +31,6 @@ def run_import(args) -> int:
     return 0
 
 
-@_reports_errors
 def run_detect(args) -> int:
     from jitvision.yolov5.detect import detect, iter_frames, json_record, load_detector
 
@@ -80,6 +67,9 @@ def add_parser(subparsers) -> None:
     imp.add_argument("--half", action="store_true", help="store fp16 weights (the module then expects fp16 input)")
     imp.add_argument("--fixed", action="store_true",
                      help="official-style fixed IMGxIMG model (square letterbox) instead of a dynamic one")
+    imp.add_argument("--method", choices=EXPORT_METHODS, default="trace",
+                     help="how the model becomes TorchScript: trace (default), script, or mixed (the Detect head "
+                          "scripted, the rest traced); all three give the same outputs, see docs/yolov5.md")
     imp.set_defaults(func=run_import)
 
     det = commands.add_parser(
@@ -87,11 +77,12 @@ def add_parser(subparsers) -> None:
         description="Detect objects with a TorchScript model (ours or official) or a .pt checkpoint, using the "
                     "YOLOv5 reference letterbox, NMS and box scaling.")
     det.add_argument("--model", required=True, help="TorchScript file or .pt checkpoint")
+    add_trust_flag(det)
     det.add_argument("--source", required=True, nargs="+", help="image files, directories, globs, video files")
     det.add_argument("--img", type=int, default=None,
                      help="letterbox size (default: the model's own, 640 for checkpoints)")
-    det.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
-    det.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    det.add_argument("--conf", type=threshold, default=0.25, help="confidence threshold (default 0.25)")
+    det.add_argument("--iou", type=threshold, default=0.45, help="NMS IoU threshold (default 0.45)")
     det.add_argument("--classes", type=int, nargs="+", default=None, help="keep only these class indices")
     det.add_argument("--max-det", type=int, default=1000, help="most boxes per image (default 1000)")
     det.add_argument("--json", action="store_true", help="one JSON line per frame")

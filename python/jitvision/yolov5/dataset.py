@@ -17,14 +17,13 @@ import numpy as np
 import torch
 import yaml
 
+from jitvision.errors import InputError
+from jitvision.extensions import IMAGE_EXTENSIONS
 from jitvision.yolov5.augment import DEFAULT_HYP, flip_lr, hsv_jitter, mosaic, random_affine
-from jitvision.yolov5.errors import Yolov5Error
 from jitvision.yolov5.letterbox import letterbox
 
-IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
 
-
-class DatasetError(Yolov5Error):
+class DatasetError(InputError):
     """A data YAML, image or label file that cannot be used."""
 
 
@@ -69,7 +68,7 @@ def load_data_config(path: str | os.PathLike) -> DataConfig:
 def image_files(folder: Path) -> List[Path]:
     if not folder.is_dir():
         raise DatasetError(f"image folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise DatasetError(f"image folder {folder} holds no images")
     return files

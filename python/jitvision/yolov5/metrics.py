@@ -95,7 +95,9 @@ class DetectionStats:
         self.gt_classes.append(np.asarray(gt_classes).reshape(-1).astype(int))
 
     def compute(self, pr_conf: float = 0.25) -> DetectionMetrics:
-        cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
+        def cat(xs, shape):
+            return np.concatenate(xs) if xs else np.zeros(shape)
+
         scores, classes = cat(self.scores, (0,)), cat(self.classes, (0,)).astype(int)
         tp = cat(self.tp, (0, len(IOU_THRESHOLDS))).astype(bool)
         gt_counts = np.bincount(cat(self.gt_classes, (0,)).astype(int), minlength=self.nc)

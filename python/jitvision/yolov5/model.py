@@ -5,7 +5,7 @@ so an official state dict loads strictly. The architecture dict has ``nc``, ``de
 ``anchors`` and ``backbone``/``head`` lists of ``[from, repeats, layer, args]``.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -112,15 +112,17 @@ def decode_level(p: Tensor, anchors: Tensor, stride: float) -> Tensor:
 
     ``anchors`` [na, 2] is in grid units. centre = (2 sigmoid(t) - 0.5 + cell) * stride,
     size = (2 sigmoid(t))^2 * anchor * stride (pixels), the rest sigmoid.
-    Grids come from the feature map's own shape, device and dtype, so nothing size-, device- or dtype-specific
-    is baked into an exported graph.
+    Traceable as well as scriptable: sizes come from ``p.shape`` (recorded as shape ops when traced) and the cell
+    indices are cumulative sums of ``ones_like`` (exact integers), not ``arange(..., device=, dtype=)``, whose
+    device and dtype a trace would record as constants. So no size, device or dtype is baked into any export.
     """
     na = anchors.shape[0]
     bs, _, ny, nx = p.shape
     no = p.shape[1] // na
     y = p.view(bs, na, no, ny, nx).permute(0, 1, 3, 4, 2).sigmoid()
-    gx = torch.arange(nx, device=p.device, dtype=p.dtype).view(1, 1, 1, nx)
-    gy = torch.arange(ny, device=p.device, dtype=p.dtype).view(1, 1, ny, 1)
+    ones = torch.ones_like(y[0, 0, :, :, 0])  # [ny, nx], p's device and dtype
+    gx = (ones.cumsum(1) - ones).view(1, 1, ny, nx)  # column index (`- 1` would trace as a CPU tensor constant)
+    gy = (ones.cumsum(0) - ones).view(1, 1, ny, nx)
     aw = (anchors[:, 0] * stride).view(1, na, 1, 1)
     ah = (anchors[:, 1] * stride).view(1, na, 1, 1)
     cx = (y[..., 0] * 2 - 0.5 + gx) * stride
@@ -131,19 +133,10 @@ def decode_level(p: Tensor, anchors: Tensor, stride: float) -> Tensor:
     return rows.reshape(bs, -1, no)
 
 
-_decode_level_scripted = None
-
-
-def _decode_for_trace():
-    # Tracing would bake the grid's size, device and dtype into the graph; a scripted call keeps them dynamic.
-    global _decode_level_scripted
-    if _decode_level_scripted is None:
-        _decode_level_scripted = torch.jit.script(decode_level)
-    return _decode_level_scripted
-
-
 class Detect(nn.Module):
     """One 1x1 conv per level, then decoding; ``anchors`` is kept in grid units as in official state dicts."""
+
+    strides: List[float]  # per level, set by the model once it knows the feature map sizes
 
     def __init__(self, nc: int, anchors: Union[int, Sequence[Sequence[float]]], ch: Sequence[int]):
         super().__init__()
@@ -159,12 +152,10 @@ class Detect(nn.Module):
             self.na = len(anchors[0]) // 2
             self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(self.nl, -1, 2))
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in ch)
-        self.strides: List[float] = []  # set by the model once it knows the feature map sizes
+        self.strides = []
 
     def forward(self, xs: List[Tensor]) -> Tensor:
-        decode = _decode_for_trace() if torch.jit.is_tracing() else decode_level
-        levels = [decode(conv(x), self.anchors[i], self.strides[i])
-                  for i, (conv, x) in enumerate(zip(self.m, xs))]
+        levels = [decode_level(conv(xs[i]), self.anchors[i], self.strides[i]) for i, conv in enumerate(self.m)]
         return torch.cat(levels, 1)
 
 
@@ -233,7 +224,13 @@ def build_layers(arch: Dict, in_channels: int = 3) -> nn.Sequential:
 
 
 class Yolov5(nn.Module):
-    """The detection model. ``forward`` returns ``(rows,)`` with rows [B, N, 5+nc] as in official exports."""
+    """The detection model. ``forward`` returns ``(rows,)`` with rows [B, N, 5+nc] as in official exports.
+
+    Traceable and scriptable as a whole (``torch.jit.script`` compiles ``forward``; the loop over the layers is
+    unrolled and each layer's ``f`` is a constant there). See :mod:`jitvision.yolov5.export` for the methods.
+    """
+
+    __jit_unused_properties__ = ["detect", "strides"]  # Python-side helpers, not part of the compiled module
 
     def __init__(self, arch: Dict, in_channels: int = 3, names: Optional[Sequence[str]] = None):
         super().__init__()
@@ -245,6 +242,9 @@ class Yolov5(nn.Module):
             raise CheckpointError(f"{len(self.names)} class names for {self.nc} classes")
         self.save = sorted({j % layer.i for layer in self.model
                             for j in ([layer.f] if isinstance(layer.f, int) else layer.f) if j != -1})
+        for layer in self.model:  # the routing as compile-time constants: torch.jit.script folds it away
+            layer.keep = layer.i in self.save
+            layer.__constants__ = [*getattr(type(layer), "__constants__", []), "i", "f", "keep"]
         detect = self.detect
         probe = 256  # strides follow from the feature map sizes of one forward at probe x probe
         training = self.training
@@ -270,17 +270,23 @@ class Yolov5(nn.Module):
         return [[round(v, 4) for v in level.flatten().tolist()] for level in scaled]
 
     def features(self, x: Tensor) -> List[Tensor]:
-        """Run every layer but Detect; return Detect's inputs."""
-        outputs: List[Optional[Tensor]] = []
-        for layer in self.model[:-1]:
-            if layer.f != -1:
-                x = outputs[layer.f] if isinstance(layer.f, int) else [x if j == -1 else outputs[j] for j in layer.f]
-            x = layer(x)
-            outputs.append(x if layer.i in self.save else None)
-        return [x if j == -1 else outputs[j] for j in self.detect.f]
+        """Run every layer but Detect; return Detect's inputs. A layer's ``f`` is -1 (the previous output), the
+        index of a saved earlier output, or a list of those (Concat)."""
+        saved: Dict[int, Tensor] = {}
+        for layer in self.model:
+            # every layer but the Detect head, which may be a scripted copy (export --method mixed); resolved at
+            # compile time in script, so the head is not compiled into this method
+            if not hasattr(layer, "anchors"):
+                if isinstance(layer.f, int):
+                    x = layer(x if layer.f == -1 else saved[layer.f])
+                else:
+                    x = layer([x if j == -1 else saved[j] for j in layer.f])
+                if layer.keep:
+                    saved[layer.i] = x
+        return [x if j == -1 else saved[j] for j in self.model[-1].f]
 
-    def forward(self, x: Tensor):
-        return (self.detect(self.features(x)),)
+    def forward(self, x: Tensor) -> Tuple[Tensor]:
+        return (self.model[-1](self.features(x)),)
 
 
 def fuse_conv_bn(model: nn.Module) -> nn.Module:

@@ -4,8 +4,12 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torchvision
 
-CLASS_OFFSET = 7680  # boxes are shifted by class * this, so only same-class boxes can overlap
 MAX_NMS_BOXES = 30000  # candidates kept for NMS, highest scores first
+
+
+def class_offset(boxes: torch.Tensor) -> float:
+    """What boxes are shifted by per class so that only same-class boxes can overlap: the coordinates' span + 1."""
+    return float(boxes.max() - boxes.min()) + 1.0 if boxes.numel() else 1.0
 
 
 def non_max_suppression(rows: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
@@ -14,7 +18,8 @@ def non_max_suppression(rows: torch.Tensor, conf_thres: float = 0.25, iou_thres:
 
     1. keep rows with obj > conf_thres; 2. score = obj * class prob, boxes to corners; 3. best class only,
     keep score > conf_thres (and cls in ``classes`` if given); 4. sort by score, keep the first 30000;
-    5-6. greedy NMS (IoU > iou_thres suppresses) on boxes offset by cls * 7680; 7. keep the first max_det.
+    5-6. greedy NMS (IoU > iou_thres suppresses) on boxes offset by cls * class_offset(boxes); 7. keep the first
+    max_det.
     Computed in float32 whatever the model's dtype.
     """
     x = rows.float()
@@ -29,7 +34,7 @@ def non_max_suppression(rows: torch.Tensor, conf_thres: float = 0.25, iou_thres:
     boxes, score, cls = boxes[keep], score[keep], cls[keep]
     order = score.argsort(descending=True)[:MAX_NMS_BOXES]
     boxes, score, cls = boxes[order], score[order], cls[order]
-    kept = torchvision.ops.nms(boxes + cls[:, None].float() * CLASS_OFFSET, score, iou_thres)[:max_det]
+    kept = torchvision.ops.nms(boxes + cls[:, None].float() * class_offset(boxes), score, iou_thres)[:max_det]
     return torch.cat((boxes[kept], score[kept, None], cls[kept, None].float()), 1)
 
 

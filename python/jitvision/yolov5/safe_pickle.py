@@ -17,6 +17,7 @@ calling them returns an inert :class:`Call` record instead of running them.
 """
 import collections
 import io
+import math
 import pickle
 import pickletools
 import zipfile
@@ -32,6 +33,9 @@ _STORAGE_DTYPES = {
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
     "BoolStorage": torch.bool, "UntypedStorage": torch.uint8,
 }
+
+MAX_TENSOR_BYTES = 4 << 30  # one tensor's bytes; yolov5x's largest weight is ~9 MB
+MAX_BYTEORDER_BYTES = 16
 
 # Data-only constructors found in ordinary training checkpoints; recorded as Call, never run.
 _INERT_CALLS = {
@@ -78,8 +82,27 @@ def _short_repr(args: Tuple) -> str:
     return text if len(text) <= 80 else text[:77] + "...)"
 
 
+def _check_view(storage: torch.Tensor, offset, size, stride) -> None:
+    """A tensor may only view elements its storage holds, each once at most in all (no stride-0 blow-up), and no
+    more than MAX_TENSOR_BYTES: checked before anything is allocated from the declared shape."""
+    if not (isinstance(offset, int) and all(isinstance(v, int) for v in (*size, *stride)) and len(size) == len(stride)):
+        raise CheckpointError("a tensor declares a malformed shape")
+    if offset < 0 or any(v < 0 for v in (*size, *stride)):
+        raise CheckpointError(f"a tensor declares a negative size, stride or offset: {tuple(size)}")
+    numel = math.prod(size)
+    if numel == 0:
+        return
+    extent = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+    if extent > storage.numel() or numel > storage.numel():
+        raise CheckpointError(f"a tensor declares shape {tuple(size)} (stride {tuple(stride)}), more than the "
+                              f"{storage.numel()} elements its storage holds in the file")
+    if numel * storage.element_size() > MAX_TENSOR_BYTES:
+        raise CheckpointError(f"a tensor declares {numel * storage.element_size()} bytes (limit {MAX_TENSOR_BYTES})")
+
+
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
                        metadata=None):
+    _check_view(storage, storage_offset, tuple(size), tuple(stride))
     return storage.as_strided(tuple(size), tuple(stride), storage_offset)
 
 
@@ -155,6 +178,8 @@ def _read_stored(archive: zipfile.ZipFile, name: str) -> bytes:
         raise CheckpointError(f"checkpoint is missing record {name}") from None
     if info.compress_type != zipfile.ZIP_STORED:
         raise CheckpointError(f"checkpoint record {name} is compressed; torch.save never writes that")
+    if name.endswith("/byteorder") and info.file_size > MAX_BYTEORDER_BYTES:
+        raise CheckpointError(f"checkpoint record {name} declares {info.file_size} bytes; it holds one word")
     return archive.read(info)
 
 
@@ -178,7 +203,7 @@ def safe_load(path: str) -> Any:
         if len(pickles) != 1:
             raise CheckpointError(f"{path} is a zip file but not a torch.save archive (no single */data.pkl)")
         prefix = pickles[0][: -len("data.pkl")]
-        if f"{prefix}byteorder" in archive.namelist() and archive.read(f"{prefix}byteorder") != b"little":
+        if f"{prefix}byteorder" in archive.namelist() and _read_stored(archive, f"{prefix}byteorder") != b"little":
             raise CheckpointError(f"{path} was saved on a big-endian machine; not supported")
         data = _read_stored(archive, pickles[0])
         try:

@@ -1,8 +1,22 @@
 """``python -m jitvision yolov5 {train,val}`` (registered by :mod:`jitvision.yolov5.cli`)."""
+import argparse
 import json
-import sys
+import math
 
-from jitvision.yolov5.errors import Yolov5Error
+from jitvision.errors import ModelError, UsageError
+from jitvision.yolov5.export import EXPORT_METHODS
+
+
+def threshold(text: str) -> float:
+    """argparse type of --conf and --iou: a finite number from 0 to 1 (as the C++ app's finite_range); a NaN IoU
+    threshold would turn NMS off."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise argparse.ArgumentTypeError(f"Value {text} not a finite number in range [0 - 1]")
+    return value
 
 
 def _parse_hyp(items):
@@ -14,7 +28,7 @@ def _parse_hyp(items):
         except ValueError:
             sep = ""
         if not sep:
-            raise Yolov5Error(f"--hyp {item!r}: expected KEY=NUMBER")
+            raise UsageError(f"--hyp {item!r}: expected KEY=NUMBER")
     return hyp
 
 
@@ -23,22 +37,21 @@ def run_train(args) -> int:
 
     from jitvision.yolov5.train import TrainOptions, train
 
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if args.resume:
-            summary = train(None, resume=args.resume)
-        else:
-            if not args.data:
-                raise Yolov5Error("--data is required (unless --resume)")
-            opts = TrainOptions(data=args.data, cfg=args.cfg, weights=args.weights, img=args.img, epochs=args.epochs,
-                                batch=args.batch, device=args.device, workers=args.workers, out=args.out,
-                                optimizer=args.optimizer, cos_lr=not args.linear_lr, hyp=_parse_hyp(args.hyp),
-                                seed=args.seed, export=not args.no_export, freeze=args.freeze)
-            summary = train(opts)
-    except Yolov5Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.resume:
+        summary = train(None, resume=args.resume)
+    else:
+        if not args.data:
+            raise UsageError("--data is required (unless --resume)")
+        opts = TrainOptions(data=args.data, cfg=args.cfg, weights=args.weights, img=args.img, epochs=args.epochs,
+                            batch=args.batch, device=args.device, workers=args.workers,
+                            project=args.project, name=args.name, exist_ok=args.exist_ok,
+                            optimizer=args.optimizer, cos_lr=not args.linear_lr, hyp=_parse_hyp(args.hyp),
+                            seed=args.seed, export=not args.no_export, export_method=args.export_method,
+                            freeze=args.freeze)
+        summary = train(opts)
+    print(f"run folder: {summary['out']}")
     final = summary["final"]
     print(f"done in {summary['seconds']:.0f} s: last epoch mAP@0.5 {final['mAP50']:.4f}, "
           f"mAP@0.5:0.95 {final['mAP50-95']:.4f}; best checkpoint {summary['best']}")
@@ -55,29 +68,25 @@ def run_val(args) -> int:
     from jitvision.yolov5.train import is_training_checkpoint, load_training_checkpoint, model_from_checkpoint
     from jitvision.yolov5.val import evaluate, format_report, load_val_set
 
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        data = load_data_config(args.data)
-        if is_training_checkpoint(args.weights):
-            ckpt = load_training_checkpoint(args.weights)
-            model = model_from_checkpoint(ckpt)
-            names, stride, img = model.names, max(model.strides), args.img or ckpt["options"]["img"]
-            dtype = torch.float32
-            predict = lambda x: model(x)[0]  # noqa: E731
-        else:
-            detector = load_detector(args.weights)
-            if detector.fixed_shape is not None:
-                raise Yolov5Error(f"{args.weights} takes only fixed-size input; validation needs a dynamic model")
-            names, stride, img, dtype = detector.names, detector.stride, args.img or detector.img_size, detector.dtype
-            predict = lambda x: detector.module(x)[0]  # noqa: E731
-        if len(names) != data.nc:
-            raise Yolov5Error(f"the model has {len(names)} classes, {args.data} has {data.nc}")
-        result = evaluate(predict, load_val_set(data.val, data.nc), data.nc, img, stride, dtype,
-                          conf=args.conf, iou=args.iou, batch=args.batch)
-    except Yolov5Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_data_config(args.data)
+    if is_training_checkpoint(args.weights):
+        ckpt = load_training_checkpoint(args.weights)
+        model = model_from_checkpoint(ckpt)
+        names, stride, img = model.names, max(model.strides), args.img or ckpt["options"]["img"]
+        dtype = torch.float32
+        predict = lambda x: model(x)[0]  # noqa: E731
+    else:
+        detector = load_detector(args.weights)
+        if detector.fixed_shape is not None:
+            raise ModelError(f"{args.weights} takes only fixed-size input; validation needs a dynamic model")
+        names, stride, img, dtype = detector.names, detector.stride, args.img or detector.img_size, detector.dtype
+        predict = lambda x: detector.module(x)[0]  # noqa: E731
+    if len(names) != data.nc:
+        raise ModelError(f"the model has {len(names)} classes, {args.data} has {data.nc}")
+    result = evaluate(predict, load_val_set(data.val, data.nc), data.nc, img, stride, dtype,
+                      conf_thres=args.conf, iou_thres=args.iou, batch=args.batch)
     if args.json:
         print(json.dumps({**result.metrics.as_dict(), "img": img, "ms_per_image": round(result.ms_per_image, 2)}))
     else:
@@ -90,7 +99,10 @@ def add_training_commands(commands) -> None:
         "train", help="train or fine-tune YOLOv5 on a YOLO-format data set",
         description="Train YOLOv5 on a YOLO-format data set (DATA.yaml naming train/val image folders and the "
                     "class names), from scratch (--cfg) or from a checkpoint (--weights: official .pt or ours). "
-                    "Writes OUT/weights/{last,best}.pt, OUT/results.csv and a verified OUT/weights/best.torchscript.")
+                    "Each run gets a new folder RUN (PROJECT/NAME, then NAME2, NAME3, ...; --exist-ok reuses "
+                    "PROJECT/NAME; --resume continues in the folder of the run it resumes) and writes "
+                    "RUN/weights/{last,best}.pt, "
+                    "RUN/results.csv and a verified RUN/weights/best.torchscript.")
     train.add_argument("--data", help="data YAML")
     train.add_argument("--cfg", choices=("n", "s", "m", "l", "x"), help="model scale (default: that of --weights)")
     train.add_argument("--weights", help="checkpoint to start from (matching tensors are copied)")
@@ -100,8 +112,12 @@ def add_training_commands(commands) -> None:
     train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     train.add_argument("--workers", type=int, default=2, help="data loading processes (default 2)")
     train.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
-    train.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
-    train.add_argument("--resume", metavar="CKPT", help="continue an interrupted run from its last.pt")
+    train.add_argument("--project", default="runs/train", help="folder holding the run folders (default runs/train)")
+    train.add_argument("--name", default="exp", help="run folder name, numbered NAME2, NAME3, ... when taken "
+                                                     "(default exp)")
+    train.add_argument("--exist-ok", action="store_true", help="write into PROJECT/NAME even if it exists")
+    train.add_argument("--resume", metavar="CKPT",
+                       help="continue an interrupted run from its last.pt, with its options, in its run folder")
     train.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="default sgd")
     train.add_argument("--linear-lr", action="store_true", help="linear instead of cosine learning-rate decay")
     train.add_argument("--hyp", nargs="+", metavar="KEY=VALUE",
@@ -110,6 +126,8 @@ def add_training_commands(commands) -> None:
                        help="keep the first N layers as loaded from --weights (e.g. 3: the stem; default 0)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-export", action="store_true", help="skip the TorchScript export of best.pt")
+    train.add_argument("--export-method", choices=EXPORT_METHODS, default="trace",
+                       help="how best.pt becomes TorchScript: trace (default), script or mixed (see yolov5 import)")
     train.set_defaults(func=run_train)
 
     val = commands.add_parser(
@@ -119,8 +137,8 @@ def add_training_commands(commands) -> None:
     val.add_argument("--data", required=True, help="data YAML")
     val.add_argument("--weights", required=True, help="best.pt, a TorchScript detector or an official .pt")
     val.add_argument("--img", type=int, default=None, help="letterbox size (default: the model's training size)")
-    val.add_argument("--conf", type=float, default=0.001, help="confidence threshold (default 0.001)")
-    val.add_argument("--iou", type=float, default=0.6, help="NMS IoU threshold (default 0.6)")
+    val.add_argument("--conf", type=threshold, default=0.001, help="confidence threshold (default 0.001)")
+    val.add_argument("--iou", type=threshold, default=0.6, help="NMS IoU threshold (default 0.6)")
     val.add_argument("--batch", type=int, default=16, help="images per forward pass (default 16)")
     val.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
     val.add_argument("--json", action="store_true", help="print the metrics as one JSON object")

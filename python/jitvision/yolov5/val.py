@@ -52,13 +52,13 @@ class ValResult:
     ms_per_image: float  # letterbox + model + NMS
 
 
-def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], val: ValSet, nc: int, img: int, stride: int,
-             dtype: torch.dtype = torch.float32, device: str = "cpu", conf: float = VAL_CONF, iou: float = VAL_IOU,
-             batch: int = 16) -> ValResult:
+def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], val: ValSet, nc: int, img_size: int, stride: int,
+             dtype: torch.dtype = torch.float32, device: str = "cpu", conf_thres: float = VAL_CONF,
+             iou_thres: float = VAL_IOU, batch: int = 16) -> ValResult:
     """``predict(x)`` maps a float input batch [B, 3, H, W] to decoded rows [B, N, 5+nc]."""
     stats = DetectionStats(nc)
     start = time.perf_counter()
-    padded = [letterbox(image, (img, img), stride, rect=True)[0] for image in val.images]
+    padded = [letterbox(image, (img_size, img_size), stride, rect=True)[0] for image in val.images]
     i = 0
     while i < len(padded):
         j = i + 1
@@ -68,7 +68,7 @@ def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], val: ValSet, nc: i
         with torch.no_grad():
             rows = predict(x)
         for k, n in enumerate(range(i, j)):
-            found = non_max_suppression(rows[k].cpu(), conf, iou, max_det=VAL_MAX_DET)
+            found = non_max_suppression(rows[k].cpu(), conf_thres, iou_thres, max_det=VAL_MAX_DET)
             boxes = scale_boxes(found[:, :4], padded[n].shape[:2], val.images[n].shape[:2])
             stats.add(boxes.numpy(), found[:, 4].numpy(), found[:, 5].numpy().astype(int), val.boxes[n],
                       val.classes[n])

@@ -20,9 +20,9 @@ torch::Tensor normalize_digit(const torch::Tensor& image_hwc_u8);
 
 // Same, for the pixel statistics of the image; exposed for tests.
 struct InkStats {
-  bool inverted = false;   // dark ink on light paper was turned into light ink on dark
-  float background = 0;    // paper level (0..255, median of the image's 2-pixel outer ring) before inversion
-  float noise_sigma = 0;   // robust estimate of the paper's noise (0..255, from the same ring)
+  bool inverted = false;              // dark ink on light paper was turned into light ink on dark
+  float background = 0;               // paper level (0..255, median of the image's 2-pixel outer ring) before inversion
+  float noise_sigma = 0;              // robust estimate of the paper's noise (0..255, from the same ring)
   std::array<std::int64_t, 4> box{};  // ink bounding box: y0, x0, y1, x1 (exclusive), in input pixels
 };
 InkStats measure_ink(const torch::Tensor& image_hwc_u8);
@@ -35,21 +35,19 @@ struct DigitResult {
 
 class DigitClassifier {
  public:
-  // Checks the model's metadata (task "digits", input 28x28, normalisation constants) and moves it to `device`.
+  // Takes the model's ClassifierContract (ModelError when it is not a classifier or its input is not 28x28) and
+  // moves it to `device`.
   DigitClassifier(LoadedModel model, torch::Device device);
 
   // images: [N, 28, 28] float in [0, 1] as made by normalize_digit. Returns one result per image.
   std::vector<DigitResult> classify(const torch::Tensor& normalized) const;
-
-  const std::vector<std::string>& labels() const { return labels_; }
-  torch::Device device() const { return device_; }
 
  private:
   mutable torch::jit::Module module_;
   torch::Device device_;
   float scale_ = 255.0f;
   torch::Tensor mean_, std_;
-  std::vector<std::string> labels_;
+  std::size_t num_labels_ = 0;
 };
 
 }  // namespace jitvision

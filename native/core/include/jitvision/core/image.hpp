@@ -12,7 +12,7 @@ struct ImageView {
   const std::uint8_t* data = nullptr;
   int height = 0;
   int width = 0;
-  int channels = 0;          // 1 (grey), 3 (BGR) or 4 (BGRA)
+  int channels = 0;            // 1 (grey), 3 (BGR) or 4 (BGRA)
   std::size_t row_stride = 0;  // bytes between rows
 
   bool empty() const { return data == nullptr || height <= 0 || width <= 0; }

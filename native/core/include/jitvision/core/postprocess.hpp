@@ -12,10 +12,10 @@
 namespace jitvision {
 
 struct NmsOptions {
-  float conf = 0.25f;           // keep rows with objectness > conf and objectness*class probability > conf
-  float iou = 0.45f;            // suppress a box whose IoU with a better box of its class is > iou
-  int max_det = 1000;           // keep at most this many boxes per image
-  std::vector<int> classes;     // keep only these classes (empty: all)
+  float conf_thres = 0.25f;             // keep rows with objectness and objectness*class probability > conf_thres
+  float iou_thres = 0.45f;              // suppress a box whose IoU with a better box of its class is > iou_thres
+  int max_det = 1000;                   // keep at most this many boxes per image
+  std::vector<int> classes;             // keep only these classes (empty: all)
   std::int64_t max_candidates = 30000;  // boxes entering NMS, best first
 };
 
@@ -23,11 +23,15 @@ struct NmsOptions {
 // Returns [M, 6] float32 on the CPU: x1, y1, x2, y2, conf, class, best first.
 torch::Tensor non_max_suppression(const torch::Tensor& rows, const NmsOptions& options);
 
+// What class-aware NMS shifts boxes ([K, 4] corners) by per class so only same-class boxes overlap: the span of
+// their coordinates + 1 (a constant would be too small for some --img; see docs/yolov5.md).
+float class_offset(const torch::Tensor& boxes);
+
 // Greedy NMS over boxes already sorted best first ([K, 4] float32 CPU corners): indices kept, in order.
 std::vector<std::int64_t> greedy_nms(const torch::Tensor& sorted_boxes, float iou_threshold);
 
-// Maps [M, 6] boxes from network-input pixels back to the original frame of `plan` (in place) and clamps them.
-void scale_boxes_to_frame(torch::Tensor& det, const LetterboxPlan& plan);
+// Maps [M, 6] boxes from network-input pixels back to the original frame of `geometry` (in place) and clamps them.
+void scale_boxes(torch::Tensor& det, const LetterboxGeometry& geometry);
 
 Detections to_detections(const torch::Tensor& det);
 

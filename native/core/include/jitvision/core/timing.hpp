@@ -15,7 +15,7 @@ class TimingStats {
     if (samples_.empty()) return 0.0;
     auto s = samples_;
     std::sort(s.begin(), s.end());
-    const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(s.size()))) ;
+    const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(s.size())));
     return s[std::clamp<std::size_t>(rank, 1, s.size()) - 1];
   }
   double median() const {

@@ -2,7 +2,9 @@
 // Where annotated frames and results go: a desktop window, a video file, image files, JSON lines.
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,14 +41,17 @@ class Window {
 
 // Writes frames to a video file; the codec follows the extension (.mp4/.m4v/.mov: mp4v, .avi: MJPG, .mkv: XVID).
 // The constructor checks the extension and that the directory is writable (OutputError); the writer opens on the
-// first frame, whose size fixes the video's (later frames of another size are scaled). fps <= 0 (unknown) means 30.
-// close() (also run by the destructor) finalises the file.
+// first frame, whose size fixes the video's (later frames of another size are scaled). fps <= 0 (unknown) or
+// above 240 means 30. close() (also run by the destructor) finalises the file.
 class VideoFileSink {
  public:
   VideoFileSink(std::string path, double fps);
   ~VideoFileSink();
   void write(const cv::Mat& image);  // throws OutputError
-  void close();
+  // Changes the frame rate until the first frame opens the file (later calls change nothing): for a caller that
+  // learns its source's rate only after the sink had to be checked.
+  void set_fps(double fps);
+  void close();  // throws OutputError
   std::int64_t frames_written() const { return frames_; }
 
  private:
@@ -58,14 +63,21 @@ class VideoFileSink {
 };
 
 // Saves annotated images into a directory: images keep their file name, video/live frames become
-// <stem>_<frame, 6 digits>.jpg. The directory is created (throws OutputError when it cannot be, or is not writable).
+// <stem>_<frame, 6 digits>.jpg. When two sources would get the same name (a.jpg from two folders, two videos with
+// one stem), the later one gets a numbered name (a_2.jpg, a_3.jpg; clip_2_000001.jpg): never an overwrite within a run.
+// The directory is created (throws OutputError when it cannot be, or is not writable).
 class ImageDirSink {
  public:
   explicit ImageDirSink(std::string dir);
   void write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image);
 
  private:
+  // The name (or stem) for `source`: `name` unless another source has it already.
+  std::string unique_name(const std::string& source, const std::string& name);
+
   std::string dir_;
+  std::map<std::string, std::string> name_of_;  // source -> its name (or stem)
+  std::set<std::string> taken_;
 };
 
 // JSON lines to a file or "-" (stdout); every line is flushed as it is written, so an interrupted run leaves

@@ -10,9 +10,9 @@
 namespace jitvision::io {
 
 struct Frame {
-  cv::Mat image;            // 8-bit BGR
-  std::string source;       // the file path, or the source spec for video/live sources
-  std::int64_t index = 0;   // frame number within its source, from 0 (counts every frame captured, kept or not)
+  cv::Mat image;           // 8-bit BGR
+  std::string source;      // the file path, or the source spec for video/live sources
+  std::int64_t index = 0;  // frame number within its source, from 0 (counts every frame captured, kept or not)
 };
 
 // Live sources: a read that fails, or returns nothing for read_timeout_ms, drops the connection; it is reopened after
@@ -25,9 +25,9 @@ struct Frame {
 // SourceLostError. The first open is not retried: failing (or not returning within open_timeout + 1 s), it throws
 // InputError.
 struct SourceOptions {
-  int open_timeout_ms = 10000;   // opening a network stream
-  int read_timeout_ms = 5000;    // a live source delivering no frame for this long counts as dropped
-  int reconnect = 5;             // reopen attempts after a live source drops (0: give up at once)
+  int open_timeout_ms = 10000;  // opening a network stream
+  int read_timeout_ms = 5000;   // a live source delivering no frame for this long counts as dropped
+  int reconnect = 5;            // reopen attempts after a live source drops (0: give up at once)
   double backoff_initial_s = 0.5;
   double backoff_max_s = 8.0;
 };

@@ -1,0 +1,149 @@
+// run_detect_pipeline: loads the models, opens the outputs, runs the pipeline and summarises it.
+#include <ATen/Parallel.h>
+#include <opencv2/imgproc.hpp>
+
+#include "commands.hpp"
+#include "failure.hpp"
+#include "jitvision/core/device.hpp"
+#include "jitvision/core/image.hpp"
+#include "output_paths.hpp"
+#include "outputs.hpp"
+#include "pipeline.hpp"
+#include "summary.hpp"
+
+namespace jitvision::app {
+namespace {
+
+// OpenCV's SIMD resize for frames on the CPU: bit-exact with the core's tensor resize, several times faster.
+torch::Tensor opencv_resize(const torch::Tensor& image, std::int64_t out_h, std::int64_t out_w) {
+  TORCH_CHECK(image.device().is_cpu() && image.scalar_type() == torch::kUInt8 && image.stride(2) == 1 &&
+              image.stride(1) == image.size(2));
+  const int channels = static_cast<int>(image.size(2));
+  const cv::Mat src(static_cast<int>(image.size(0)), static_cast<int>(image.size(1)), CV_8UC(channels),
+                    image.data_ptr(), static_cast<std::size_t>(image.stride(0)));
+  auto out = torch::empty({out_h, out_w, image.size(2)}, image.options());
+  cv::Mat dst(static_cast<int>(out_h), static_cast<int>(out_w), CV_8UC(channels), out.data_ptr());
+  cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_LINEAR);
+  return out;
+}
+
+struct Models {
+  std::unique_ptr<Detector> detector;
+  std::unique_ptr<DigitClassifier> reader;  // live digits only
+  bool half = false;
+};
+
+Models load_models(const DetectOptions& o, const torch::Device& device) {
+  DetectorOptions dopt;
+  dopt.img_size = o.img_size;
+  dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, o.classes};
+  dopt.precision = Precision::Float32;
+  if (o.half) {
+    if (device.is_cuda()) {
+      dopt.precision = Precision::Float16;
+    } else {
+      report_warning("--half needs CUDA; running in FP32 on the CPU");
+    }
+  }
+  Models m;
+  m.half = dopt.precision == Precision::Float16;
+  m.detector = std::make_unique<Detector>(load_model(o.model, {o.trust_model}), device, dopt);
+  m.detector->set_host_resize(opencv_resize);
+  if (!o.reader_model.empty())
+    m.reader = std::make_unique<DigitClassifier>(load_model(o.reader_model, {o.trust_model}), device);
+  const auto& contract = m.detector->contract();
+  if (o.img_size > 0 && !contract.dynamic && o.img_size != m.detector->img_size()) {
+    report_warning("model " + o.model + " has a fixed input of " + std::to_string(contract.input_h) + "x" +
+                   std::to_string(contract.input_w) + "; --img " + std::to_string(o.img_size) + " is ignored");
+  } else if (o.img_size > 0 && o.img_size % contract.stride != 0) {
+    report_warning("--img " + std::to_string(o.img_size) + " is not a multiple of the model's stride " +
+                   std::to_string(contract.stride) + "; rounded up to " + std::to_string(m.detector->img_size()));
+  }
+  return m;
+}
+
+// How many inference workers run side by side, and the intra-op threads of each. On the CPU, one forward
+// spread over all cores stalls at every OpenMP barrier whenever decoding, letterboxing or encoding takes one of
+// its cores; two workers with half the threads each keep the cores busy (docs/BENCHMARKS.md has the figures).
+// On CUDA one worker feeds the GPU.
+std::pair<int, int> resolve_workers(const DetectOptions& o, const torch::Device& device) {
+  if (device.is_cuda()) {
+    if (o.workers > 1) report_warning("--workers " + std::to_string(o.workers) + " is for the CPU; using 1 on CUDA");
+    return {1, 0};
+  }
+  const int threads = std::max(1, at::get_num_threads());
+  int workers = o.workers > 0 ? o.workers : (threads >= 2 ? 2 : 1);
+  if (workers > threads) {
+    if (o.workers > 0) {
+      report_warning("--workers " + std::to_string(o.workers) + " exceeds the " + std::to_string(threads) +
+                     " CPU threads; using " + std::to_string(threads));
+    }
+    workers = threads;
+  }
+  return {workers, workers > 1 ? threads / workers : 0};
+}
+
+CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
+  CaptureJob job;
+  job.sources = o.sources;
+  job.source_options.open_timeout_ms = o.open_timeout_ms;
+  job.source_options.read_timeout_ms = o.read_timeout_ms;
+  job.source_options.reconnect = o.reconnect;
+  job.max_frames = o.max_frames;
+  job.prepare = [&detector](const cv::Mat& m) {
+    return detector.prepare(as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]}));
+  };
+  return job;
+}
+
+}  // namespace
+
+DetectSummary run_detect_pipeline(const DetectOptions& o) {
+  Stopwatch since_start;
+  check_output_paths(o.sources, {o.model, o.reader_model}, {o.json, o.save_video, o.save_dir});
+  if (o.show && !io::display_available()) {  // before the model loads: the window is what the user asked for
+    throw OutputError("--show needs a display, but none is reachable (DISPLAY is unset or the X server refuses)");
+  }
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  const auto device = resolve_device(parse_device_choice(o.device));
+  Models models = load_models(o, device);
+  Outputs outputs(o, models.detector->contract().names);
+  const CaptureJob capture = capture_job(o, *models.detector);
+  io::configure_capture_backends(capture.source_options);  // sets process environment: before any thread starts
+
+  const auto [workers, intra_op] = resolve_workers(o, device);
+  const RunSetup setup{o.sources.size(),
+                       device.is_cuda(),
+                       models.half,
+                       models.detector->img_size(),
+                       models.detector->contract().dynamic,
+                       models.reader != nullptr,
+                       workers,
+                       intra_op > 0 ? intra_op : at::get_num_threads()};
+  Pipeline p;
+  StageTimings t;
+  Progress progress;
+  run_pipeline(p, capture, InferenceJob{models.detector.get(), models.reader.get(), intra_op}, workers, t.capture,
+               [&](Result& r) {
+                 Stopwatch sw;
+                 progress.begin_frame(since_start.elapsed_ms());
+                 t.preprocess.add(r.times.preprocess_ms);
+                 t.inference.add(r.times.inference_ms);
+                 t.postprocess.add(r.times.postprocess_ms);
+                 if (models.reader) t.read.add(r.read_ms);
+                 const bool keep_going = outputs.write(r);
+                 progress.end_frame();
+                 t.output.add(sw.elapsed_ms());
+                 return keep_going;
+               });
+  try {
+    outputs.close();
+  } catch (...) {
+    p.fail(std::current_exception(), "output", true);
+  }
+  const auto summary = summarise(t, progress, since_start.elapsed_ms(), static_cast<int>(p.status.code()), setup);
+  if (!o.quiet) print_summary(summary, t, setup, received_stop_signal());
+  return summary;
+}
+
+}  // namespace jitvision::app

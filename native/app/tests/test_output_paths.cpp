@@ -1,0 +1,90 @@
+// check_output_paths: an output that would overwrite a source, the model or another output is refused before
+// anything is opened; harmless outputs pass.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "jitvision/core/errors.hpp"
+#include "output_paths.hpp"
+
+namespace jitvision::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+class OutputPathsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    root_ = fs::temp_directory_path() / ("jitvision-output-paths-" + std::to_string(::getpid()) + "-" + test);
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "images" / "sub");
+    touch("images/a.jpg");
+    touch("images/b.png");
+    touch("clip.mp4");
+    touch("model.torchscript");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void touch(const std::string& name) const { std::ofstream(root_ / name) << "x"; }
+  std::string at(const std::string& name) const { return (root_ / name).string(); }
+
+  // The UsageError's message, or "" when the paths pass.
+  std::string check(const std::vector<std::string>& sources, const OutputPaths& outputs) const {
+    try {
+      check_output_paths(sources, {at("model.torchscript")}, outputs);
+    } catch (const UsageError& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  fs::path root_;
+};
+
+TEST_F(OutputPathsTest, HarmlessOutputsPass) {
+  EXPECT_EQ(check({at("images"), at("clip.mp4")}, {at("out.json"), at("out.mp4"), at("saved")}), "");
+  EXPECT_EQ(check({at("images/a.jpg")}, {"-", "", at("images/sub")}), "");  // a single file's folder is not read
+  EXPECT_EQ(check({"0", "rtsp://camera/live"}, {at("out.json"), "", ""}), "");
+}
+
+TEST_F(OutputPathsTest, JsonOverTheSourceOrTheModelIsRefused) {
+  const auto message = check({at("clip.mp4")}, {at("clip.mp4"), "", ""});
+  EXPECT_NE(message.find("--json " + at("clip.mp4") + " is the source " + at("clip.mp4")), std::string::npos)
+      << message;
+  EXPECT_NE(check({at("clip.mp4")}, {at("model.torchscript"), "", ""}).find("is the model"), std::string::npos);
+}
+
+TEST_F(OutputPathsTest, FilesInsideSourceDirectoriesAndGlobsAreSources) {
+  EXPECT_NE(check({at("images")}, {"", at("images/b.png"), ""}).find("is the source"), std::string::npos);
+  EXPECT_NE(check({at("images/*.jpg")}, {at("images/a.jpg"), "", ""}).find("is the source"), std::string::npos);
+}
+
+TEST_F(OutputPathsTest, SymlinksAndHardLinksAreFollowed) {
+  fs::create_symlink(at("clip.mp4"), at("link.mp4"));
+  EXPECT_NE(check({at("clip.mp4")}, {"", at("link.mp4"), ""}).find("is the source"), std::string::npos);
+  fs::create_hard_link(at("clip.mp4"), at("hard.mp4"));
+  EXPECT_NE(check({at("hard.mp4")}, {"", at("clip.mp4"), ""}).find("is the source"), std::string::npos);
+  EXPECT_NE(check({at("clip.mp4")}, {"", at("images/../clip.mp4"), ""}).find("is the source"), std::string::npos);
+}
+
+TEST_F(OutputPathsTest, TwoOutputsOnOnePathAreRefused) {
+  const auto message = check({at("clip.mp4")}, {at("out.mp4"), at("out.mp4"), ""});
+  EXPECT_NE(message.find("--save-video " + at("out.mp4") + " is also --json"), std::string::npos) << message;
+}
+
+TEST_F(OutputPathsTest, SaveDirInASourceDirectoryIsRefused) {
+  EXPECT_NE(check({at("images")}, {"", "", at("images")}).find("is in the source directory"), std::string::npos);
+  EXPECT_NE(check({at("images")}, {"", "", at("images/sub/new")}).find("is in the source directory"),
+            std::string::npos);
+  EXPECT_NE(check({at("images/*.png")}, {"", "", at("images")}).find("is in the source directory"), std::string::npos);
+  EXPECT_NE(check({at("images/a.jpg")}, {"", "", at("images")}).find("is the folder of the source"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace jitvision::app

@@ -1,0 +1,278 @@
+"""Model files: what a file is, loading a TorchScript file with its metadata, and the contract it promises.
+
+Mirrors the C++ core (``load_model``, ``read_contract``, ``ModelKind``): the contract is read once from the metadata
+the file carries (never guessed from output shapes): our ``jitvision.json`` (``"task": "detect"`` or ``"digits"``)
+or the official YOLOv5 export's ``config.txt``. Every command asks :func:`read_contract`; nobody decides the kind of
+a model again.
+"""
+import contextlib
+import enum
+import json
+import math
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from jitvision.errors import ModelError
+from jitvision.firewall import check_model
+from jitvision.yolov5.letterbox import letterbox_geometry
+
+METADATA_FILE = "jitvision.json"
+OFFICIAL_CONFIG_FILE = "config.txt"
+
+
+class ModelKind(str, enum.Enum):
+    """What a model does; the values are the C++ ``to_string(ModelKind)`` strings."""
+
+    DETECTOR = "detector"
+    CLASSIFIER = "classifier"
+    UNKNOWN = "unknown"
+
+
+@contextlib.contextmanager
+def quiet_jit_warnings():
+    """Hide torch 2.14's deprecation warnings for torch.jit.* (expected: TorchScript is what we ship)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        yield
+
+
+def archive_entries(path: str) -> List[str]:
+    """The entry names of a model file (a zip archive, as both TorchScript and torch.save write them)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except FileNotFoundError:
+        raise ModelError(f"model file {path} does not exist") from None
+    except (zipfile.BadZipFile, IsADirectoryError):
+        raise ModelError(f"{path} is not a TorchScript file (not a zip archive)") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+
+
+def file_format(entries: List[str]) -> str:
+    """``"torchscript"``, ``"checkpoint"`` (a torch.save pickle) or ``"other"``, from an archive's entry list."""
+    if any(e.endswith("/constants.pkl") or "/code/" in e for e in entries):
+        return "torchscript"
+    if any(e.endswith("/data.pkl") for e in entries):
+        return "checkpoint"
+    return "other"
+
+
+def is_checkpoint(path: str) -> bool:
+    """True for a readable torch.save archive (a ``.pt`` checkpoint), False for anything else."""
+    try:
+        return file_format(archive_entries(path)) == "checkpoint"
+    except ModelError:
+        return False
+
+
+def extra_file_names(entries: List[str]) -> List[str]:
+    """Names of the extra files (``<archive>/extra/<name>``) in a TorchScript archive's entry list."""
+    return sorted(e.split("/", 2)[2] for e in entries if e.count("/") >= 2 and e.split("/", 2)[1] == "extra")
+
+
+def _parse_json(text: Optional[str]) -> Optional[Dict]:
+    if not text:
+        return None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+@dataclass
+class LoadedModel:
+    """A TorchScript module in eval mode with every extra file it carries (decoded as text)."""
+
+    path: str
+    module: torch.jit.ScriptModule
+    extras: Dict[str, str]
+    entries: List[str]
+    metadata: Optional[Dict] = field(default=None)  # jitvision.json, when present and a JSON object
+    official_config: Optional[Dict] = field(default=None)  # config.txt, when present and a JSON object
+
+
+def load_model(path: str, device: str = "cpu", trust_model: bool = False) -> LoadedModel:
+    """Load a TorchScript file on ``device`` after the model firewall (:func:`jitvision.firewall.check_model`) has
+    read it without running it; ModelError when it is missing, a checkpoint, not TorchScript, over a size limit or
+    using what the allow-list lacks. ``trust_model`` (or JITVISION_TRUST_MODEL=1) skips the operator check."""
+    entries = archive_entries(path)
+    found = file_format(entries)
+    if found == "checkpoint":
+        raise ModelError(f"{path} is a torch.save checkpoint, not TorchScript: export it with "
+                         "`python -m jitvision yolov5 import`")
+    if found != "torchscript":
+        raise ModelError(f"{path} is a zip archive but not a TorchScript file")
+    check_model(path, trust_model)  # nothing in the file runs before this
+    extras = {name: "" for name in extra_file_names(entries)}
+    try:
+        with quiet_jit_warnings():
+            module = torch.jit.load(path, map_location=device, _extra_files=extras)
+    except RuntimeError as exc:
+        raise ModelError(f"cannot load TorchScript file {path}: {str(exc).splitlines()[0]}") from None
+    text = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in extras.items()}
+    return LoadedModel(path, module.eval(), text, entries, _parse_json(text.get(METADATA_FILE)),
+                       _parse_json(text.get(OFFICIAL_CONFIG_FILE)))
+
+
+@dataclass(frozen=True)
+class DetectorContract:
+    """A YOLOv5 detector: ours (dynamic shapes, jitvision.json) or an official export (fixed input, config.txt)."""
+
+    origin: str  # who exported it: "jitvision" or "ultralytics"
+    dynamic: bool  # any multiple of the stride (else fixed input_shape)
+    letterbox: str  # "rect" or "square"
+    stride: int
+    img_size: int  # default --img
+    input_shape: Tuple[int, int]  # (h, w): what a fixed model takes; (img_size, img_size) for dynamic ones
+    names: List[str]
+
+
+@dataclass(frozen=True)
+class ClassifierContract:
+    """An image classifier from ``mnist train``: input [N, C, H, W], (pixel * 255 / scale - mean) / std."""
+
+    input_shape: List[int]
+    scale: float
+    mean: List[float]
+    std: List[float]
+    labels: List[str]
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    path: str
+    kind: ModelKind
+    task: str  # the file's own word: jitvision.json's "task", "detect" for an official export, "" without metadata
+    detector: Optional[DetectorContract] = None  # set exactly when kind is DETECTOR
+    classifier: Optional[ClassifierContract] = None  # set exactly when kind is CLASSIFIER
+
+    def as_detector(self) -> DetectorContract:
+        """The detector contract; ModelError saying what the file is instead when it is not a detector."""
+        if self.detector is not None:
+            return self.detector
+        if not self.task:
+            raise ModelError(f"model file {self.path} carries neither jitvision.json nor config.txt metadata, so its "
+                             "input contract and class names are unknown: export it with "
+                             "`python -m jitvision yolov5 import`")
+        hint = " (a digit classifier: use `jitvision digits`)" if self.kind == ModelKind.CLASSIFIER else ""
+        raise ModelError(f"model file {self.path} is a '{self.task}' model{hint}, not a YOLOv5 detector")
+
+    def as_classifier(self) -> ClassifierContract:
+        """The classifier contract; ModelError saying what the file is instead when it is not a classifier."""
+        if self.classifier is not None:
+            return self.classifier
+        if not self.task or (self.detector is not None and self.detector.origin == "ultralytics"):
+            raise ModelError(f"model file {self.path} carries no jitvision.json metadata, so it is not a digit "
+                             "classifier exported by `python -m jitvision mnist train`")
+        raise ModelError(f"model file {self.path} is a '{self.task}' model, not a digit classifier")
+
+
+MAX_INPUT_SIZE = 8192  # detector metadata a sane export never exceeds (the C++ contract.cpp's same rules)
+MAX_STRIDE = 256
+
+
+def _names(path: str, names) -> List[str]:
+    """Class names from a list or from the official ``{"0": "person", ...}`` mapping (keys: 1 to 9 ASCII digits)."""
+    if not isinstance(names, dict):
+        return [str(n) for n in names]
+    for key in names:
+        if not re.fullmatch(r"[0-9]{1,9}", key):
+            raise ModelError(f"model file {path} has class name key '{key}', not a class index")
+    if sorted(int(k) for k in names) != list(range(len(names))):
+        raise ModelError(f"model file {path} has class name keys that are not 0..n-1")
+    return [str(names[k]) for k in sorted(names, key=int)]
+
+
+def _letterbox(path: str, name) -> str:
+    if name not in ("rect", "square"):
+        raise ModelError(f"model file {path} has letterbox '{name}', not rect or square")
+    return name
+
+
+def _check_detector(path: str, contract: DetectorContract) -> DetectorContract:
+    if not contract.names:
+        raise ModelError(f"model file {path} lists no class names")
+    stride = contract.stride
+    if stride <= 0 or stride > MAX_STRIDE or stride & (stride - 1):
+        raise ModelError(f"model file {path} has stride {stride}, not a power of two from 1 to {MAX_STRIDE}")
+    for size in (contract.img_size, *contract.input_shape):
+        if not 0 < size <= MAX_INPUT_SIZE:
+            raise ModelError(f"model file {path} has input size {size}, not from 1 to {MAX_INPUT_SIZE}")
+    return contract
+
+
+def _read_detector(model: LoadedModel) -> DetectorContract:
+    path = model.path
+    try:
+        if model.metadata is not None:
+            meta = model.metadata
+            img = int(meta["img_size"])
+            contract = DetectorContract("jitvision", bool(meta["dynamic"]), _letterbox(path, meta["letterbox"]),
+                                        int(meta["stride"]), img, (img, img), _names(path, meta["names"]))
+        else:
+            cfg = model.official_config
+            shape = [int(v) for v in cfg["shape"]]
+            if len(shape) != 4:
+                raise ModelError(f"model file {path} has config.txt shape {cfg['shape']}, not [B, 3, H, W]")
+            contract = DetectorContract("ultralytics", False, "square", int(cfg["stride"]), max(shape[2:]),
+                                        (shape[2], shape[3]), _names(path, cfg["names"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model file {path} has incomplete detector metadata: {exc!r}") from None
+    return _check_detector(path, contract)
+
+
+def _read_classifier(model: LoadedModel) -> ClassifierContract:
+    meta = model.metadata
+    try:
+        norm = meta["normalize"]
+        contract = ClassifierContract([int(v) for v in meta["input"]["shape"]], float(norm["scale"]),
+                                      [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]],
+                                      [str(v) for v in meta["labels"]])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model file {model.path} has incomplete digit metadata: {exc!r}") from None
+    if len(contract.input_shape) != 4:
+        raise ModelError(f"model file {model.path} expects input {contract.input_shape}, not [N, C, H, W]")
+    if not contract.labels:
+        raise ModelError(f"model file {model.path} lists no class labels")
+    return contract
+
+
+def read_contract(model: LoadedModel) -> ModelContract:
+    """What the file is and promises; ModelError when its metadata names a kind but is incomplete or malformed."""
+    task = ""
+    if model.metadata is not None:
+        task = str(model.metadata.get("task", ""))
+    elif model.official_config is not None:
+        task = "detect"
+    if task == "detect":
+        return ModelContract(model.path, ModelKind.DETECTOR, task, detector=_read_detector(model))
+    if task == "digits":
+        return ModelContract(model.path, ModelKind.CLASSIFIER, task, classifier=_read_classifier(model))
+    return ModelContract(model.path, ModelKind.UNKNOWN, task)
+
+
+def input_shape(contract: ModelContract, img_size: Optional[int] = None,
+                frame_hw: Optional[Tuple[int, int]] = None) -> List[int]:
+    """The forward input [N, C, H, W] both bench commands measure at, as the C++ bench sizes it.
+
+    A classifier: its exported shape. A fixed detector: its own input. A dynamic detector: ``img_size`` rounded up
+    to the stride (None or 0: the model's own size), square, or with ``frame_hw`` the letterboxed shape of a frame
+    of that (h, w). ModelError for a model of unknown kind.
+    """
+    if contract.kind == ModelKind.CLASSIFIER:
+        return list(contract.classifier.input_shape)
+    detector = contract.as_detector()
+    if not detector.dynamic:
+        return [1, 3, *detector.input_shape]
+    size = math.ceil(img_size / detector.stride) * detector.stride if img_size else detector.img_size
+    if frame_hw is None:
+        return [1, 3, size, size]
+    geometry = letterbox_geometry(frame_hw[0], frame_hw[1], (size, size), detector.stride, detector.letterbox == "rect")
+    return [1, 3, *geometry.shape]
