@@ -16,6 +16,8 @@ from jitvision.yolov5.errors import CheckpointError
 from jitvision.yolov5.model import Yolov5, build_layers
 from jitvision.yolov5.safe_pickle import Placeholder, safe_load
 
+CHECKPOINT_FORMAT = "jitvision-yolov5-train/1"  # the "format" of our own training checkpoints (yolov5 train)
+
 # Module settings that shapes alone do not pin down; compared with the checkpoint's recorded values.
 _SETTINGS = {
     nn.Conv2d: ("kernel_size", "stride", "padding", "dilation", "groups"),
@@ -119,26 +121,64 @@ def _class_names(names, nc: int) -> List[str]:
     return list(names)
 
 
+def _yolov5_model(obj, depth: int = 0) -> Optional[Placeholder]:
+    """The pickled YOLOv5 model in ``obj``: the object itself when it records its architecture (``yaml``), or the
+    model a hub wrapper holds under ``model`` (``AutoShape`` -> ``DetectMultiBackend`` -> ``Model``)."""
+    if not isinstance(obj, Placeholder) or depth > 3:
+        return None
+    if isinstance(obj.__dict__.get("yaml"), dict):
+        return obj
+    inner = obj.__dict__.get("_modules", {}).get("model")
+    return _yolov5_model(inner, depth + 1)
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, Placeholder):
+        return f"a pickled {type(obj).qualname}"
+    if isinstance(obj, dict):
+        keys = ", ".join(repr(k) for k in list(obj)[:6]) + (", ..." if len(obj) > 6 else "")
+        return f"a dict (keys {keys})"
+    return f"a {type(obj).__name__}"
+
+
 def _pick_model(ckpt, path: str) -> Placeholder:
-    if isinstance(ckpt, Placeholder):
-        return ckpt
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a YOLOv5 checkpoint dict")
-    for key in ("ema", "model"):
-        candidate = ckpt.get(key)
-        if isinstance(candidate, Placeholder) and isinstance(candidate.__dict__.get("yaml"), dict):
-            return candidate
-    if any(isinstance(v, torch.Tensor) for v in ckpt.values()):
+    """The model of an official checkpoint: from train.py (``ema`` when present, else ``model``), from export.py
+    or the hub (``model``, possibly wrapped), or a pickled model object on its own."""
+    candidates = [ckpt] if not isinstance(ckpt, dict) else [ckpt.get("ema"), ckpt.get("model")]
+    for candidate in candidates:
+        found = _yolov5_model(candidate)
+        if found is not None:
+            return found
+    if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         raise CheckpointError(f"{path} is a bare state dict without the architecture; it needs a full YOLOv5 "
                               "checkpoint (with 'model' or 'ema')")
-    raise CheckpointError(f"{path} has no YOLOv5 model with an architecture ('yaml') under 'ema' or 'model'")
+    raise CheckpointError(f"{path} holds {_describe(ckpt)}, not a YOLOv5 model: import takes checkpoints written by "
+                          "the official train.py, export.py or hub, or by `yolov5 train`")
+
+
+def _training_checkpoint_model(ckpt: Dict, path: str) -> Yolov5:
+    """The model of one of our own training checkpoints (``yolov5 train``'s last.pt/best.pt): its EMA weights."""
+    try:
+        model = Yolov5(ckpt["arch"], names=_class_names(ckpt["names"], int(ckpt["arch"]["nc"])))
+        state = ckpt.get("ema") or ckpt["model"]
+    except (AttributeError, IndexError, KeyError, OverflowError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"the training checkpoint {path} is malformed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"the training checkpoint {path} holds no weights")
+    load_strict(model, state)
+    return model
 
 
 def import_checkpoint(path: str) -> ImportedCheckpoint:
-    """Build our model from the checkpoint at ``path`` (the ``ema`` weights if present, else ``model``)."""
+    """Build our model from the checkpoint at ``path`` (the ``ema`` weights if present, else ``model``): an official
+    checkpoint of any kind (train.py, export.py, hub) or one of our own training checkpoints."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
-    source = _pick_model(safe_load(path), path)
+    ckpt = safe_load(path)
+    if isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT:
+        model = _training_checkpoint_model(ckpt, path)
+        return ImportedCheckpoint(model.float().eval(), os.path.basename(path), sha256_of(path))
+    source = _pick_model(ckpt, path)
     attrs = source.__dict__
     arch = attrs["yaml"]
     try:

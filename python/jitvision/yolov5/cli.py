@@ -58,10 +58,11 @@ def add_parser(subparsers) -> None:
     commands = group.add_subparsers(dest="yolov5_command", required=True, metavar="SUBCOMMAND")
 
     imp = commands.add_parser(
-        "import", help="read a YOLOv5 .pt checkpoint safely and export verified TorchScript",
-        description="Read an official-format YOLOv5 checkpoint without executing anything from it, then export "
-                    "TorchScript (dynamic input size unless --fixed) and verify it against the eager model.")
-    imp.add_argument("weights", help="YOLOv5 checkpoint (.pt), e.g. yolov5n.pt")
+        "import", aliases=["export"], help="read a YOLOv5 .pt checkpoint safely and export verified TorchScript",
+        description="Read a YOLOv5 checkpoint without executing anything from it (official ones from train.py, "
+                    "export.py or the hub, or our own from `yolov5 train`), then export TorchScript (dynamic input "
+                    "size unless --fixed) and verify it against the eager model. `yolov5 export` is the same command.")
+    imp.add_argument("weights", help="YOLOv5 checkpoint (.pt), e.g. yolov5n.pt or runs/train/exp/weights/best.pt")
     imp.add_argument("--out", required=True, help="TorchScript file to write")
     imp.add_argument("--img", type=int, default=640, help="nominal input size (square side), default 640")
     imp.add_argument("--half", action="store_true", help="store fp16 weights (the module then expects fp16 input)")

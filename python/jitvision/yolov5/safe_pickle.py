@@ -6,7 +6,9 @@ The pickle inside may name any global. Only these are resolved to real objects:
   replaced by our own small functions over the archive's raw bytes;
 - ``collections.OrderedDict`` and the built-in ``set``/``frozenset``;
 - the two spellings of ``bytes`` in protocol-2 pickles (``_codecs.encode(text, "latin1")`` and ``bytes()``),
-  through our own functions that accept nothing else.
+  through our own functions that accept nothing else;
+- ``pathlib`` paths (``PosixPath``, ``WindowsPath``, ``PurePath``, ...: the official trainer stores them in ``opt``),
+  rebuilt as plain strings from their string parts by our own function; ``pathlib`` itself is never imported.
 
 Every other global becomes an inert :class:`Placeholder` class. Instantiating one the way pickle rebuilds plain
 objects (``NEWOBJ`` + ``BUILD``, how modules such as ``models.yolo.Model`` or ``torch.nn.Conv2d`` are stored) only
@@ -18,8 +20,10 @@ calling them returns an inert :class:`Call` record instead of running them.
 import collections
 import io
 import math
+import ntpath
 import pickle
 import pickletools
+import posixpath
 import zipfile
 from typing import Any, Dict, Tuple
 
@@ -121,6 +125,26 @@ def _empty_bytes() -> bytes:
     return b""
 
 
+def _path_rebuilder(qualname: str, join):
+    """A pickled ``pathlib`` path is its class called with its string parts; this rebuilds it as the joined string."""
+    def rebuild(*parts) -> str:
+        if not all(isinstance(part, str) for part in parts):
+            raise UnsafeCheckpointError(f"refused: the checkpoint's pickle asks to call {qualname} with "
+                                        f"{_short_repr(parts)}; nothing was executed.")
+        return join(*parts) if parts else "."
+    return rebuild
+
+
+# pathlib's module is "pathlib" up to Python 3.12 and "pathlib._local" from 3.13 on.
+_PATH_CLASSES = {
+    (module, name): join
+    for module in ("pathlib", "pathlib._local")
+    for names, join in ((("Path", "PosixPath", "PurePath", "PurePosixPath"), posixpath.join),
+                        (("WindowsPath", "PureWindowsPath"), ntpath.join))
+    for name in names
+}
+
+
 _REAL_GLOBALS = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
@@ -146,6 +170,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(_STORAGE_DTYPES[name])
         qualname = f"{module}.{name}"
+        if (module, name) in _PATH_CLASSES:
+            return _path_rebuilder(qualname, _PATH_CLASSES[(module, name)])
         if (module, name) in _INERT_CALLS:
             return lambda *args: Call(qualname, args)
         cls = self._placeholders.get(qualname)

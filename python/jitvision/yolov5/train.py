@@ -32,14 +32,13 @@ from jitvision.errors import UsageError
 from jitvision.model_file import is_checkpoint
 from jitvision.runs import new_run_dir
 from jitvision.yolov5.augment import DEFAULT_HYP
-from jitvision.yolov5.checkpoint import import_checkpoint, sha256_of
+from jitvision.yolov5.checkpoint import CHECKPOINT_FORMAT, import_checkpoint, sha256_of
 from jitvision.yolov5.dataset import YoloDataset, load_data_config
 from jitvision.yolov5.errors import CheckpointError
 from jitvision.yolov5.loss import YoloLoss, init_detect_biases, raw_outputs
 from jitvision.yolov5.model import SCALES, Yolov5, yolov5_architecture
 from jitvision.yolov5.val import evaluate, load_val_set
 
-CHECKPOINT_FORMAT = "jitvision-yolov5-train/1"
 TRAIN_HYP: Dict[str, float] = {
     "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 5e-4, "warmup_epochs": 3.0,
     "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 0.05, "obj": 1.0, "cls": 0.5, "anchor_t": 4.0,
