@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -64,8 +65,11 @@ def start(jitvision_bin, args, **kw) -> subprocess.Popen:
                             text=True, **kw)
 
 
+PER_FRAME_LINE = re.compile(r"^(image|video|stream) \d+/\d+ ")  # the per-frame console lines (docs/detect.md)
+
+
 def stderr_lines(stderr: str):
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip() and not PER_FRAME_LINE.match(line)]
     noise = [line for line in lines if not line.startswith("jitvision: ")]
     assert not noise, f"stderr lines not from jitvision: {noise!r}"
     return lines

@@ -46,9 +46,9 @@ def test_exit_codes_are_the_readmes():
     (["mnist", "predict", "--model", DETECTOR, "{tmp}/x.png"], 3, "not a digit classifier"),
     (["yolov5", "detect", "--model", DETECTOR, "--source", "{tmp}/missing.jpg"], 5, "does not exist"),
     (["yolov5", "detect", "--model", DETECTOR, "--source", "x.jpg", "--conf", "nan"], 2,
-     "argument --conf: Value nan not a finite number in range [0 - 1]"),
+     "argument --conf/--conf-thres: Value nan not a finite number in range [0 - 1]"),
     (["yolov5", "detect", "--model", DETECTOR, "--source", "x.jpg", "--iou=-inf"], 2,
-     "argument --iou: Value -inf not a finite number in range [0 - 1]"),
+     "argument --iou/--iou-thres: Value -inf not a finite number in range [0 - 1]"),
     (["yolov5", "val", "--weights", DETECTOR, "--data", "d.yaml", "--iou", "nan"], 2, "not a finite number"),
     (["data", "digits-video", "--out", "{tmp}/v.mkv", "--truth", "{tmp}/t.jsonl"], 2, ".mp4 or .avi"),
 ])

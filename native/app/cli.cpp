@@ -42,6 +42,14 @@ int run_chosen(const CLI::App& app, const Commands& c) {
   return static_cast<int>(ExitCode::Usage);
 }
 
+// The help that documents the option a parse error is about: the subcommand's when one was named.
+std::string help_command(const Commands& c) {
+  for (const CLI::App* cmd : {c.digits_cmd, c.detect_cmd, c.info_cmd, c.bench_cmd}) {
+    if (cmd->parsed() > 0) return "jitvision " + cmd->get_name() + " --help";
+  }
+  return "jitvision --help";
+}
+
 }  // namespace
 
 void print_version(std::ostream& out) {
@@ -78,7 +86,7 @@ int run_cli(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    report_error(std::string(e.what()) + " (see jitvision --help)");
+    report_error(std::string(e.what()) + " (see " + help_command(c) + ")");
     return static_cast<int>(ExitCode::Usage);
   }
   try {

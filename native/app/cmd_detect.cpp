@@ -2,28 +2,80 @@
 // run_detect_pipeline (detect_run.cpp); the stages are in pipeline.cpp, the outputs in outputs.cpp.
 #include "commands.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
+
+#include "detect_flags.hpp"
+#include "failure.hpp"
 #include "jitvision/core/errors.hpp"
 
 namespace jitvision::app {
 
+namespace {
+
+// The official detector's output flags (docs/detect.md, "Run folder"), its --imgsz and its --vid-stride.
+void add_official_options(CLI::App* cmd, DetectOptions& o) {
+  cmd->add_option_function<std::vector<int>>(
+         "--imgsz,--img-size",
+         [&o](const std::vector<int>& sides) {
+           o.img_size = *std::max_element(sides.begin(), sides.end());
+           if (sides.size() == 2 && sides[0] != sides[1]) {
+             report_warning("--imgsz " + std::to_string(sides[0]) + " " + std::to_string(sides[1]) +
+                            ": the letterbox fits the longest side and keeps the frame's aspect ratio; using --img " +
+                            std::to_string(o.img_size));
+           }
+         },
+         "As --img; with two values (H W, the official spelling) the larger is used")
+      ->expected(1, 2)
+      ->check(CLI::Range(32, 8192));
+  cmd->add_option("--vid-stride", o.vid_stride, "Keep every Nth frame of videos and streams")
+      ->check(CLI::Range(1LL, 100000LL))
+      ->capture_default_str();
+  cmd->add_flag("--agnostic-nms", o.agnostic_nms, "Class-agnostic NMS: boxes of different classes suppress each other");
+  cmd->add_flag("--save-txt", o.save_txt, "Write YOLO label files to RUN/labels (cls cx cy w h, normalised)");
+  cmd->add_flag("--save-conf", o.save_conf, "With --save-txt: add each box's confidence to its label line");
+  cmd->add_flag("--save-crop", o.save_crop, "Save each box cut from the frame to RUN/crops/<class>/");
+  cmd->add_flag("--save-csv", o.save_csv, "Write every detection to RUN/predictions.csv");
+  cmd->add_flag("--nosave", o.nosave, "Do not save annotated images into the run folder");
+  const auto asked = [&o](const std::string&) { o.run_folder_asked = true; };
+  cmd->add_option("--project", o.project, "Run folders go under PROJECT (default runs/detect)")
+      ->each(asked)
+      ->capture_default_str();
+  cmd->add_option("--name", o.name, "Run folder name: PROJECT/NAME, then NAME2, NAME3, ... (default exp)")
+      ->each(asked)
+      ->capture_default_str();
+  cmd->add_flag("--exist-ok", o.exist_ok, "Write into PROJECT/NAME even if it exists, instead of a new numbered one");
+  cmd->add_option("--line-thickness", o.line_thickness, "Box line width in pixels (default: by the frame's size)")
+      ->check(CLI::Range(1, 100));
+  cmd->add_flag("--hide-labels", o.hide_labels, "Draw boxes without labels");
+  cmd->add_flag("--hide-conf", o.hide_conf, "Draw labels without confidences");
+}
+
+}  // namespace
+
 CLI::App* add_detect_command(CLI::App& app, DetectOptions& o) {
   auto* cmd = app.add_subcommand(
       "detect", "Detect objects with a YOLOv5 TorchScript model in images, videos, cameras and streams");
-  cmd->add_option("--model", o.model,
+  cmd->add_option("--model,--weights", o.model,
                   "YOLOv5 TorchScript file: ours (python -m jitvision yolov5 import) or an official export")
       ->required();
   cmd->add_option(
          "--source", o.sources,
          "Image, directory, glob, video file, camera index (0), http(s)/rtsp URL or GStreamer pipeline; repeatable")
       ->required();
-  cmd->add_option("--device", o.device, "auto (CUDA if available), cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+  cmd->add_option("--device", o.device, "auto (CUDA if available), cpu, cuda, cuda:N or N (CUDA device N)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return is_device_flag(text) ? "" : "--device " + text + ": expected auto, cpu, cuda, cuda:N or N";
+          },
+          "DEVICE"))
       ->capture_default_str();
-  cmd->add_option("--classes", o.classes, "Keep only these class indices, e.g. 0,2")->delimiter(',');
+  cmd->add_option("--classes", o.classes, "Keep only these classes: indices or names, e.g. 0,2 or person car")
+      ->delimiter(',');
   cmd->add_option("--json", o.json, "Write one JSON line per frame to FILE, or - for standard output");
   add_stream_options(cmd, o);
+  add_official_options(cmd, o);
   return cmd;
 }
 
@@ -52,12 +104,16 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
   cmd->add_option("--img", o.img_size,
                   "Inference size in pixels (longest side; rounded up to the stride). Default: the model's")
       ->check(CLI::Range(32, 8192));
-  cmd->add_option("--conf", o.conf, "Confidence threshold")->check(finite_range(0.0, 1.0))->capture_default_str();
-  cmd->add_option("--iou", o.iou, "NMS IoU threshold")->check(finite_range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--conf,--conf-thres", o.conf, "Confidence threshold")
+      ->check(finite_range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--iou,--iou-thres", o.iou, "NMS IoU threshold")
+      ->check(finite_range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--max-det", o.max_det, "Maximum detections per frame")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_flag("--show", o.show, "Show a window with the detections (needs a display; q or Esc quits)");
+  cmd->add_flag("--show,--view-img", o.show, "Show a window with the detections (needs a display; q or Esc quits)");
   cmd->add_option("--save-dir", o.save_dir, "Save annotated images here (video frames as <name>_<frame>.jpg)");
   cmd->add_option("--save-video", o.save_video, "Write all annotated frames into one video file (.mp4, .avi, .mkv)");
   cmd->add_option("--max-frames", o.max_frames, "Stop each source after N frames (0: no limit)")
@@ -77,7 +133,7 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
                   "Frames in the model at once on the CPU, each with threads/N threads (0: auto, 2 when there are 2 or "
                   "more threads; 1 gives the lowest latency per frame)")
       ->check(CLI::Range(0, 64));
-  cmd->add_flag("--quiet", o.quiet, "Print no summary");
+  cmd->add_flag("--quiet", o.quiet, "Print no per-frame lines, no progress line and no summary");
 }
 
 int run_detect(const DetectOptions& o) { return run_detect_pipeline(o).exit_code; }

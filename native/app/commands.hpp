@@ -18,7 +18,8 @@ struct DetectOptions {
   int img_size = 0;  // --img; 0: the model's own input size
   float conf = 0.25f;
   float iou = 0.45f;
-  std::vector<int> classes;
+  std::vector<std::string> classes;  // --classes: class indices or names, resolved against the model's names
+  bool agnostic_nms = false;
   int max_det = 1000;
   bool show = false;
   std::string save_dir;
@@ -28,9 +29,24 @@ struct DetectOptions {
   int reconnect = 5;
   int open_timeout_ms = 10000;
   int read_timeout_ms = 5000;
-  int threads = 0;  // 0: LibTorch's default (all cores)
-  int workers = 0;  // inference workers on the CPU; 0: auto (see --workers)
-  bool quiet = false;
+  int threads = 0;           // 0: LibTorch's default (all cores)
+  int workers = 0;           // inference workers on the CPU; 0: auto (see --workers)
+  bool quiet = false;        // no per-frame lines, no progress line, no summary
+  long long vid_stride = 1;  // keep every Nth frame of videos and streams
+  // The official detector's run folder (run_folder.hpp): used when --save-txt/--save-crop/--save-csv or
+  // --project/--name ask for it; annotated images go there too unless --nosave.
+  std::string project = "runs/detect";
+  std::string name = "exp";
+  bool run_folder_asked = false;  // --project or --name given
+  bool exist_ok = false;
+  bool save_txt = false;
+  bool save_conf = false;
+  bool save_crop = false;
+  bool save_csv = false;
+  bool nosave = false;
+  int line_thickness = 0;  // 0: by the frame's size
+  bool hide_labels = false;
+  bool hide_conf = false;
   std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
   bool trust_model = false;  // --trust-model: skip the model firewall
 };

@@ -3,6 +3,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "commands.hpp"
+#include "detect_flags.hpp"
 #include "failure.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/image.hpp"
@@ -36,7 +37,11 @@ struct Models {
 Models load_models(const DetectOptions& o, const torch::Device& device) {
   DetectorOptions dopt;
   dopt.img_size = o.img_size;
-  dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, o.classes};
+  LoadedModel loaded = load_model(o.model, {o.trust_model});
+  const auto classes =
+      o.classes.empty() ? std::vector<int>{} : resolve_classes(o.classes, read_contract(loaded).as_detector().names);
+  dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, classes};
+  dopt.nms.agnostic = o.agnostic_nms;
   dopt.precision = Precision::Float32;
   if (o.half) {
     if (device.is_cuda()) {
@@ -47,7 +52,7 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
   }
   Models m;
   m.half = dopt.precision == Precision::Float16;
-  m.detector = std::make_unique<Detector>(load_model(o.model, {o.trust_model}), device, dopt);
+  m.detector = std::make_unique<Detector>(std::move(loaded), device, dopt);
   m.detector->set_host_resize(opencv_resize);
   if (!o.reader_model.empty())
     m.reader = std::make_unique<DigitClassifier>(load_model(o.reader_model, {o.trust_model}), device);
@@ -90,6 +95,7 @@ CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
   job.source_options.read_timeout_ms = o.read_timeout_ms;
   job.source_options.reconnect = o.reconnect;
   job.max_frames = o.max_frames;
+  job.vid_stride = o.vid_stride;
   job.prepare = [&detector](const cv::Mat& m) {
     return detector.prepare(as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]}));
   };
@@ -105,7 +111,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
     throw OutputError("--show needs a display, but none is reachable (DISPLAY is unset or the X server refuses)");
   }
   if (o.threads > 0) at::set_num_threads(o.threads);
-  const auto device = resolve_device(parse_device_choice(o.device));
+  const auto device = resolve_device_flag(o.device);
   Models models = load_models(o, device);
   Outputs outputs(o, models.detector->contract().names);
   const CaptureJob capture = capture_job(o, *models.detector);

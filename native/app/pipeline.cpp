@@ -74,6 +74,7 @@ void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec,
       Stopwatch sw;
       auto frame = source->next();
       if (!frame) break;
+      if (frame->index % std::max(1LL, job.vid_stride) != 0) continue;  // --vid-stride
       capture_ms.add(sw.elapsed_ms());
       ++taken;
       auto prepared = job.prepare(frame->image);
@@ -103,6 +104,8 @@ void inference_stage(Pipeline& p, const InferenceJob& job) {
     Result r;
     r.seq = item->seq;
     r.source_fps = item->source_fps;
+    r.input_h = item->prepared.geometry.out_h;
+    r.input_w = item->prepared.geometry.out_w;
     r.detections = job.detector->infer(item->prepared, &r.times);
     if (job.reader) {
       Stopwatch sw;

@@ -34,6 +34,7 @@ struct Result {
   io::Frame frame;
   double source_fps = 0;
   Detections detections;
+  std::int64_t input_h = 0, input_w = 0;  // the model input the frame was letterboxed to
   StageTimes times;
   std::vector<DigitResult> reads;  // one per detection when a digit reader is set
   double read_ms = 0;
@@ -81,6 +82,7 @@ struct CaptureJob {
   std::vector<std::string> sources;
   io::SourceOptions source_options;
   long long max_frames = 0;  // per source; 0: all
+  long long vid_stride = 1;  // keep only frames whose index is a multiple of this (images have index 0)
   std::function<PreparedFrame(const cv::Mat&)> prepare;
 };
 

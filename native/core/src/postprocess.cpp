@@ -56,7 +56,8 @@ torch::Tensor non_max_suppression(const torch::Tensor& rows_in, const NmsOptions
           .cpu()
           .contiguous();
 
-  const auto offset_boxes = (det.slice(1, 0, 4) + det.slice(1, 5, 6) * class_offset(det.slice(1, 0, 4))).contiguous();
+  const float offset = o.agnostic ? 0.0f : class_offset(det.slice(1, 0, 4));
+  const auto offset_boxes = (det.slice(1, 0, 4) + det.slice(1, 5, 6) * offset).contiguous();
   auto keep = greedy_nms(offset_boxes, o.iou_thres);
   if (static_cast<std::int64_t>(keep.size()) > o.max_det) keep.resize(o.max_det);
   return det.index_select(0, torch::tensor(keep, torch::kInt64));

@@ -74,6 +74,19 @@ TEST(Nms, ClassesDoNotSuppressEachOther) {
   EXPECT_FLOAT_EQ(out[1][5].item<float>(), 1.0f);
 }
 
+TEST(Nms, AgnosticLetsClassesSuppressEachOther) {
+  // The same three rows as above: class-agnostic NMS keeps only the best of the overlapping boxes.
+  auto rows = torch::zeros({3, 7});
+  rows.index_put_({0}, torch::tensor({50.f, 50.f, 20.f, 20.f, 0.9f, 1.0f, 0.0f}));
+  rows.index_put_({1}, torch::tensor({50.f, 50.f, 20.f, 20.f, 0.8f, 0.0f, 1.0f}));
+  rows.index_put_({2}, torch::tensor({51.f, 50.f, 20.f, 20.f, 0.7f, 1.0f, 0.0f}));
+  NmsOptions o;
+  o.agnostic = true;
+  const auto out = non_max_suppression(rows, o);
+  ASSERT_EQ(out.size(0), 1);
+  EXPECT_FLOAT_EQ(out[0][4].item<float>(), 0.9f);
+}
+
 TEST(Nms, ClassesDoNotSuppressEachOtherAtImg8192) {
   // A class-1 box at (100, 100) moved by a constant 7680 per class lands on the class-0 box at (7780, 7780).
   auto rows = torch::zeros({2, 7});

@@ -99,9 +99,9 @@ cv::Scalar class_colour(int cls) {
 }
 
 void draw_detections(cv::Mat& image, const Detections& detections, const std::vector<std::string>& names,
-                     const std::string& status, const std::vector<std::string>& labels) {
+                     const std::string& status, const std::vector<std::string>& labels, int line_thickness) {
   const int side = std::max(image.cols, image.rows);
-  const int line = std::max(1, static_cast<int>(std::lround(side / 500.0)));
+  const int line = line_thickness > 0 ? line_thickness : std::max(1, static_cast<int>(std::lround(side / 500.0)));
   const double scale = std::max(0.4, side / 1600.0);
   const int text_thickness = std::max(1, line / 2);
   for (std::size_t i = 0; i < detections.size(); ++i) {
@@ -116,6 +116,7 @@ void draw_detections(cv::Mat& image, const Detections& detections, const std::ve
     std::snprintf(conf, sizeof conf, " %.2f", d.conf);
     const std::string text =
         i < labels.size() ? labels[i] : (named ? names[static_cast<std::size_t>(d.cls)] : std::to_string(d.cls)) + conf;
+    if (text.empty()) continue;
     int baseline = 0;
     const int label_h = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, text_thickness, &baseline).height +
                         baseline + 2 * std::max(2, text_thickness + 1);

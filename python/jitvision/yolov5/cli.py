@@ -1,6 +1,9 @@
 """``python -m jitvision yolov5 {import,detect,train,val}``."""
+import argparse
+import sys
 import time
 
+from jitvision.errors import UsageError
 from jitvision.firewall import add_trust_flag
 from jitvision.yolov5.export import EXPORT_METHODS
 from jitvision.yolov5.training_cli import add_training_commands, threshold
@@ -31,13 +34,34 @@ def run_import(args) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type of --vid-stride: a whole number from 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"Value {text} not a whole number from 1")
+    return int(text)
+
+
+def img_size(sides):
+    """--img/--imgsz: one side, or the larger of two (H W) with a warning, as the C++ app."""
+    if sides is None:
+        return None
+    if len(sides) > 2:
+        raise UsageError(f"--img takes one or two sizes, not {len(sides)}")
+    if len(sides) == 2 and sides[0] != sides[1]:
+        print(f"jitvision: warning: --imgsz {sides[0]} {sides[1]}: the letterbox fits the longest side and keeps "
+              f"the frame's aspect ratio; using --img {max(sides)}", file=sys.stderr)
+    return max(sides)
+
+
 def run_detect(args) -> int:
-    from jitvision.yolov5.detect import detect, iter_frames, json_record, load_detector
+    from jitvision.yolov5.detect import detect, iter_frames, json_record, load_detector, resolve_classes
 
     detector = load_detector(args.model)
-    for source, frame, image in iter_frames(args.source):
+    classes = resolve_classes(args.classes, detector.names)
+    for source, frame, image in iter_frames(args.source, args.vid_stride):
         start = time.perf_counter()
-        found = detect(detector, image, args.img, args.conf, args.iou, args.classes, args.max_det)
+        found = detect(detector, image, img_size(args.img), args.conf, args.iou, classes, args.max_det,
+                       args.agnostic_nms)
         ms = (time.perf_counter() - start) * 1000
         if args.json:
             print(json_record(source, frame, image, found), flush=True)
@@ -77,15 +101,19 @@ def add_parser(subparsers) -> None:
         "detect", help="reference detector: boxes for images, directories, globs and videos",
         description="Detect objects with a TorchScript model (ours or official) or a .pt checkpoint, using the "
                     "YOLOv5 reference letterbox, NMS and box scaling.")
-    det.add_argument("--model", required=True, help="TorchScript file or .pt checkpoint")
+    det.add_argument("--model", "--weights", required=True, help="TorchScript file or .pt checkpoint")
     add_trust_flag(det)
     det.add_argument("--source", required=True, nargs="+", help="image files, directories, globs, video files")
-    det.add_argument("--img", type=int, default=None,
-                     help="letterbox size (default: the model's own, 640 for checkpoints)")
-    det.add_argument("--conf", type=threshold, default=0.25, help="confidence threshold (default 0.25)")
-    det.add_argument("--iou", type=threshold, default=0.45, help="NMS IoU threshold (default 0.45)")
-    det.add_argument("--classes", type=int, nargs="+", default=None, help="keep only these class indices")
+    det.add_argument("--img", "--imgsz", "--img-size", type=int, nargs="+", default=None, metavar="N",
+                     help="letterbox size (default: the model's own, 640 for checkpoints); with two values (H W, "
+                          "the official spelling) the larger is used")
+    det.add_argument("--conf", "--conf-thres", type=threshold, default=0.25,
+                     help="confidence threshold (default 0.25)")
+    det.add_argument("--iou", "--iou-thres", type=threshold, default=0.45, help="NMS IoU threshold (default 0.45)")
+    det.add_argument("--classes", nargs="+", default=None, help="keep only these classes: indices or names")
+    det.add_argument("--agnostic-nms", action="store_true", help="boxes of different classes suppress each other")
     det.add_argument("--max-det", type=int, default=1000, help="most boxes per image (default 1000)")
+    det.add_argument("--vid-stride", type=positive_int, default=1, help="keep every Nth frame of videos (default 1)")
     det.add_argument("--json", action="store_true", help="one JSON line per frame")
     det.set_defaults(func=run_detect)
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from jitvision.errors import InputError, ModelError
+from jitvision.errors import InputError, ModelError, UsageError
 from jitvision.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from jitvision.model_file import is_checkpoint, load_model, read_contract
 from jitvision.yolov5.checkpoint import import_checkpoint
@@ -64,15 +64,34 @@ def load_detector(path: str) -> Detector:
                     None if contract.dynamic else contract.input_shape, dtype, contract.origin)
 
 
+def resolve_classes(given: Optional[Sequence[str]], names: Sequence[str]) -> Optional[List[int]]:
+    """--classes items (indices or class names) -> class indices, as the C++ app's resolve_classes."""
+    if given is None:
+        return None
+    classes = []
+    for item in given:
+        if item.isdigit():
+            if int(item) >= len(names):
+                raise UsageError(f"--classes {item}: the model has {len(names)} classes (0..{len(names) - 1})")
+            classes.append(int(item))
+        elif item in names:
+            classes.append(list(names).index(item))
+        else:
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            raise UsageError(f"--classes {item}: the model has no class of that name (its classes: {shown})")
+    return classes
+
+
 def detect(detector: Detector, image_bgr: np.ndarray, img_size: Optional[int] = None, conf_thres: float = 0.25,
-           iou_thres: float = 0.45, classes: Optional[Sequence[int]] = None, max_det: int = 1000) -> List[Dict]:
+           iou_thres: float = 0.45, classes: Optional[Sequence[int]] = None, max_det: int = 1000,
+           agnostic: bool = False) -> List[Dict]:
     """Boxes for one HWC BGR uint8 image, in its own pixels: dicts with cls, name, conf, xyxy."""
     padded, _ = letterbox(image_bgr, detector.input_shape(img_size), detector.stride, detector.rect)
     x = to_input_tensor(padded, detector.dtype)
     with torch.no_grad():
         out = detector.module(x)
     rows = (out[0] if isinstance(out, (tuple, list)) else out)[0]  # contract: (rows,); a bare tensor also works
-    found = non_max_suppression(rows, conf_thres, iou_thres, classes, max_det)
+    found = non_max_suppression(rows, conf_thres, iou_thres, classes, max_det, agnostic)
     found[:, :4] = scale_boxes(found[:, :4], padded.shape[:2], image_bgr.shape[:2])
     return [{"cls": int(c), "name": detector.names[int(c)], "conf": float(s), "xyxy": [float(v) for v in box]}
             for *box, s, c in found.tolist()]
@@ -95,8 +114,9 @@ def _expand(source: str) -> List[str]:
     return [source]
 
 
-def iter_frames(sources: Sequence[str]) -> Iterator[Tuple[str, int, np.ndarray]]:
-    """(path, frame index, BGR image) for image files, directories, globs and video files, in order."""
+def iter_frames(sources: Sequence[str], vid_stride: int = 1) -> Iterator[Tuple[str, int, np.ndarray]]:
+    """(path, frame index, BGR image) for image files, directories, globs and video files, in order; of a video,
+    only the frames whose index is a multiple of ``vid_stride``."""
     for path in (p for s in sources for p in _expand(s)):
         if os.path.splitext(path)[1].lower() not in VIDEO_EXTENSIONS:
             image = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -112,7 +132,8 @@ def iter_frames(sources: Sequence[str]) -> Iterator[Tuple[str, int, np.ndarray]]
                 ok, frame = capture.read()
                 if not ok:
                     break
-                yield path, index, frame
+                if index % vid_stride == 0:
+                    yield path, index, frame
                 index += 1
         finally:
             capture.release()

@@ -13,13 +13,14 @@ def class_offset(boxes: torch.Tensor) -> float:
 
 
 def non_max_suppression(rows: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
-                        classes: Optional[Sequence[int]] = None, max_det: int = 1000) -> torch.Tensor:
+                        classes: Optional[Sequence[int]] = None, max_det: int = 1000,
+                        agnostic: bool = False) -> torch.Tensor:
     """Rows [N, 5+nc] (cx, cy, w, h, obj, class probs) of one image -> [K, 6] (x1, y1, x2, y2, score, cls).
 
     1. keep rows with obj > conf_thres; 2. score = obj * class prob, boxes to corners; 3. best class only,
     keep score > conf_thres (and cls in ``classes`` if given); 4. sort by score, keep the first 30000;
     5-6. greedy NMS (IoU > iou_thres suppresses) on boxes offset by cls * class_offset(boxes); 7. keep the first
-    max_det.
+    max_det. ``agnostic``: no class offset, so boxes of different classes suppress each other too.
     Computed in float32 whatever the model's dtype.
     """
     x = rows.float()
@@ -34,7 +35,8 @@ def non_max_suppression(rows: torch.Tensor, conf_thres: float = 0.25, iou_thres:
     boxes, score, cls = boxes[keep], score[keep], cls[keep]
     order = score.argsort(descending=True)[:MAX_NMS_BOXES]
     boxes, score, cls = boxes[order], score[order], cls[order]
-    kept = torchvision.ops.nms(boxes + cls[:, None].float() * class_offset(boxes), score, iou_thres)[:max_det]
+    offset = 0.0 if agnostic else class_offset(boxes)
+    kept = torchvision.ops.nms(boxes + cls[:, None].float() * offset, score, iou_thres)[:max_det]
     return torch.cat((boxes[kept], score[kept, None], cls[kept, None].float()), 1)
 
 

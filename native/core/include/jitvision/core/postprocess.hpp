@@ -17,6 +17,7 @@ struct NmsOptions {
   int max_det = 1000;                   // keep at most this many boxes per image
   std::vector<int> classes;             // keep only these classes (empty: all)
   std::int64_t max_candidates = 30000;  // boxes entering NMS, best first
+  bool agnostic = false;                // boxes of different classes suppress each other too
 };
 
 // rows: [N, 5+nc] decoded rows (cx, cy, w, h, objectness, class probabilities) of one image, any device/dtype.

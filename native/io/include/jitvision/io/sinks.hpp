@@ -15,9 +15,11 @@
 namespace jitvision::io {
 
 // Draws boxes with "name conf" labels (one colour per class) and, when `status` is not empty, a status line (FPS).
-// `labels`, when not empty, replaces the label text of each detection (same order).
+// `labels`, when not empty, replaces the label text of each detection (same order); an empty text draws no label.
+// `line_thickness` > 0 sets the box lines' width in pixels (0: from the image size).
 void draw_detections(cv::Mat& image, const Detections& detections, const std::vector<std::string>& names,
-                     const std::string& status = "", const std::vector<std::string>& labels = {});
+                     const std::string& status = "", const std::vector<std::string>& labels = {},
+                     int line_thickness = 0);
 
 // The colour draw_detections uses for a class (BGR), so tests can look for it.
 cv::Scalar class_colour(int cls);

@@ -1,0 +1,21 @@
+#pragma once
+// The detect flags whose meaning depends on the model or the machine, resolved once these are known: --classes by
+// index or name, --device auto|cpu|cuda|cuda:N|N.
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace jitvision::app {
+
+// --classes items (indices or class names, as the official detector's) -> class indices. Throws UsageError for a
+// name the model does not have or an index outside its classes.
+std::vector<int> resolve_classes(const std::vector<std::string>& given, const std::vector<std::string>& names);
+
+// True for the --device spellings: auto, cpu, cuda, cuda:N, N (a CUDA device index, as the official detector's).
+bool is_device_flag(const std::string& text);
+
+// The device --device names. Throws DeviceError when it asks for CUDA (or a CUDA device index) that is not there.
+torch::Device resolve_device_flag(const std::string& text);
+
+}  // namespace jitvision::app
