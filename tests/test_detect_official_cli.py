@@ -278,3 +278,19 @@ def test_progress_line_on_a_terminal(jitvision_bin, scenes, tmp_path):
         assert re.search(rf"{re.escape(str(scenes['video']))}: {done}/{VIDEO_FRAMES} frames \({pct}%\), "
                          rf"[\d.]+ FPS(, ETA [\d.]+ s)?", text), text
     assert "\r\x1b[K" in text and f"video 1/1 ({VIDEO_FRAMES}/{VIDEO_FRAMES})" in text
+
+
+def test_reference_detector_takes_the_same_spellings(run_cli, scenes, named_model, tmp_path, python_exe):
+    strided = reference(python_exe, "--weights", MODEL, "--source", scenes["video"], "--vid-stride", "3")
+    cpp = json_run(run_cli, tmp_path, "--model", MODEL, "--source", scenes["video"], "--vid-stride", "3")
+    assert [r["frame"] for r in strided] == [r["frame"] for r in cpp] == [0, 3, 6]
+    assert [[d["cls"] for d in r["detections"]] for r in strided] == [[d["cls"] for d in r["detections"]] for r in cpp]
+    by_name = reference(python_exe, "--model", named_model, "--img", "64", "--classes", "dog", "fox", "--source",
+                        scenes["pngs"][0])
+    by_index = reference(python_exe, "--model", named_model, "--img", "64", "--classes", "1", "2", "--source",
+                         scenes["pngs"][0])
+    assert by_name == by_index and {d["name"] for d in by_name[0]["detections"]} <= {"dog", "fox"}
+    proc = subprocess.run([python_exe, "-m", "jitvision", "yolov5", "detect", "--weights", str(named_model),
+                           "--classes", "cow", "--source", str(scenes["pngs"][0])], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr == ("jitvision: error: --classes cow: the model has no class of that "
+                                                    "name (its classes: cat, dog, fox)\n")
