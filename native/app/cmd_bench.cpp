@@ -118,14 +118,14 @@ struct ForwardTimes {
   TimingStats forward;
 };
 
-ForwardTimes time_forward(const BenchOptions& o, torch::jit::Module module, const std::vector<std::int64_t>& shape,
+ForwardTimes time_forward(const BenchOptions& o, Model& model, const std::vector<std::int64_t>& shape,
                           const torch::Device& device, torch::ScalarType dtype) {
-  module.to(device, dtype);
+  model.to(device, dtype);
   torch::InferenceMode guard;
   const auto input = torch::rand(shape, torch::TensorOptions(device).dtype(dtype));
   const auto run_once = [&] {
     Stopwatch sw;
-    module.forward({input});
+    model.forward(input);
     synchronize(device);
     return sw.elapsed_ms();
   };
@@ -236,7 +236,7 @@ int run_bench(const BenchOptions& o) {
   const std::string& task = contract.task;
   const auto shape = bench_shape(o, contract);
   if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
-  const auto t = time_forward(o, model.module, shape, device, half ? torch::kHalf : torch::kFloat32);
+  const auto t = time_forward(o, *model.model, shape, device, half ? torch::kHalf : torch::kFloat32);
 
   nlohmann::json out{{"model", escape_invalid_utf8(o.model)},
                      {"task", task},
