@@ -203,9 +203,11 @@ def export_torchscript(model: Yolov5, out: str, img_size: int = 640, half: bool 
 # AOTInductor packages (see jitvision.pt2). Inductor fuses and reorders float arithmetic, so a fp32 package is not
 # bit-identical to eager: measured up to 3e-4 on decoded rows (pixels and probabilities) of a random-init yolov5n.
 PT2_TOLERANCE = 2e-3
-# A reduced-precision package is compared with the same model run eagerly in that precision (the two round at
-# different places) and, for the record, with fp32 eager; the largest box and confidence differences are reported.
-PT2_REDUCED_TOLERANCE = {"bf16": 1.0, "fp16": 0.25}
+# A reduced-precision package is compared with the same model run eagerly in that precision; the two round at
+# different places, and near 300 px one bf16 step is 2 px, so decoded rows differ by a few pixels (measured 4.6 px
+# on yolov5n at 320x256, bf16). The bound catches a broken compilation (wrong rows, NaN, garbage), not rounding:
+# accuracy is what the largest box and confidence differences from fp32 eager show, printed and recorded.
+PT2_REDUCED_TOLERANCE = {"bf16": 16.0, "fp16": 4.0}
 PT2_MAX_BATCH = 64
 
 
