@@ -86,6 +86,13 @@ def test_an_fp16_export_runs_converted_on_the_cpu_with_a_notice(exports, photos,
             sorted(d["cls"] for d in want["detections"] if d["conf"] > 0.35)
 
 
+@pytest.mark.parametrize("kind, shape", [("dynamic", [1, 3, 320, 320]), ("fixed", [1, 3, 640, 640])])
+def test_bench_takes_img_for_a_dynamic_export_only(kind, shape, exports, run_cli):
+    proc = run_cli(["bench", "--model", exports[kind], "--img", "320", "--warmup", "0", "--iters", "1", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["shape"] == shape
+
+
 def _yolov5_pickle(path):
     """A torch.save() of an object whose class is models.yolo.DetectionModel, as official checkpoints hold."""
     module = types.ModuleType("models.yolo")

@@ -19,6 +19,7 @@
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
+#include "jitvision/core/official_export.hpp"
 #include "jitvision/core/timing.hpp"
 #include "json_text.hpp"
 
@@ -232,7 +233,8 @@ int run_bench(const BenchOptions& o) {
   Stopwatch load_clock;
   auto model = load_model(o.model, {o.trust_model});
   const double load_ms = load_clock.elapsed_ms();
-  const auto contract = read_contract(model);
+  auto contract = read_contract(model);
+  probe_contract(model, contract);  // an official dynamic export takes --img
   const std::string& task = contract.task;
   const auto shape = bench_shape(o, contract);
   if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");

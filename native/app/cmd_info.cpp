@@ -34,10 +34,7 @@ int run_info(const InfoOptions& o) {
   }
   info["weights_dtype"] = c10::toString(stored_dtype(model));
   auto contract = read_contract(model);
-  if (contract.detector && contract.detector->origin == "ultralytics") {  // config.txt does not say: probe
-    model.model->to(torch::kCPU, torch::kFloat32);
-    contract.detector = probe_official(*model.model, *contract.detector, torch::kCPU, torch::kFloat32);
-  }
+  probe_contract(model, contract);  // an official export's config.txt does not say whether it is dynamic
   info["kind"] = to_string(contract.kind);
   info["task"] = contract.task.empty() ? "unknown" : contract.task;
   if (!model.metadata.is_null()) info["metadata"] = model.metadata;

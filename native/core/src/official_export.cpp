@@ -48,4 +48,10 @@ DetectorContract probe_official(Model& model, DetectorContract contract, torch::
   return contract;
 }
 
+void probe_contract(LoadedModel& model, ModelContract& contract) {
+  if (!contract.detector || contract.detector->origin != "ultralytics") return;
+  model.model->to(torch::kCPU, torch::kFloat32);
+  contract.detector = probe_official(*model.model, *contract.detector, torch::kCPU, torch::kFloat32);
+}
+
 }  // namespace jitvision

@@ -22,4 +22,8 @@ torch::ScalarType stored_dtype(const LoadedModel& model);
 // ours say what they are in jitvision.json.
 DetectorContract probe_official(Model& model, DetectorContract contract, torch::Device device, torch::ScalarType dtype);
 
+// For commands that need the contract but no Detector (info, bench): probes an official detector's model on the CPU
+// in float32 (converting an FP16 model in place) and updates `contract.detector`; other models are left alone.
+void probe_contract(LoadedModel& model, ModelContract& contract);
+
 }  // namespace jitvision
