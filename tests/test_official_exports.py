@@ -74,12 +74,13 @@ def test_a_fixed_export_stays_square(exports, photos, run_cli, repo_root):
     assert {d["name"] for d in cpp[0]["detections"]} >= {"person", "bus"}
 
 
-def test_an_fp16_export_runs_converted_on_the_cpu_with_a_notice(exports, photos, run_cli):
+def test_an_fp16_export_runs_converted_on_the_cpu_with_a_notice(exports, photos, run_cli, repo_root):
     proc = run_cli(["info", "--json", exports["half"]])
     assert json.loads(proc.stdout)["weights_dtype"] == "Half"
     cpp, stderr = native(run_cli, exports["half"], photos, "--device", "cpu")
     notes = [line for line in stderr.splitlines() if "FP16 weights" in line]
     assert notes == [f"jitvision: note: model file {exports['half']} holds FP16 weights; converted to FP32 for the CPU"]
+    assert_same_frames(cpp, reference(repo_root, exports["half"], photos))  # Python converts it alike
     full, _ = native(run_cli, exports["dynamic"], photos)
     for got, want in zip(cpp, full):  # FP16-rounded weights: same objects, boxes within a pixel or two
         assert sorted(d["cls"] for d in got["detections"] if d["conf"] > 0.35) == \
