@@ -117,9 +117,11 @@ def to_torchscript(eager: Yolov5, method: str, img_size: int) -> torch.jit.Scrip
     return torch.jit.trace(eager, torch.zeros(1, 3, img_size, img_size), check_trace=False)
 
 
-def verify(scripted, eager: Yolov5, sizes: List[Tuple[int, int]], tolerance: float = TOLERANCE,
+def verify(scripted, eager: Yolov5, sizes: List[Tuple[int, int]], tolerance: Optional[float] = None,
            what: str = "TorchScript") -> float:
-    """Max abs diff over random batches: every size at batch 2, the last size at batch 1 too; raise if too far."""
+    """Max abs diff over random batches: every size at batch 2, the last size at batch 1 too; raise if further than
+    ``tolerance`` (default: TOLERANCE)."""
+    tolerance = TOLERANCE if tolerance is None else tolerance
     generator = torch.Generator().manual_seed(0)
     checks = [(VERIFY_BATCH, h, w) for h, w in sizes] + [(1, *sizes[-1])]
     diffs = [_max_diff(scripted, eager, torch.rand(b, 3, h, w, generator=generator), _rows(eager, h, w))
