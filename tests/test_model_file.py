@@ -76,7 +76,7 @@ def test_incomplete_detector_metadata_is_a_model_error(tmp_path):
 def test_checkpoints_missing_files_and_other_files_are_told_apart(tmp_path):
     torch.save({"w": torch.zeros(1)}, tmp_path / "state.pt")
     assert is_checkpoint(str(tmp_path / "state.pt"))
-    with pytest.raises(ModelError, match="torch.save checkpoint, not TorchScript"):
+    with pytest.raises(ModelError, match=r"torch.save\(\) checkpoint holding a state_dict"):
         load_model(str(tmp_path / "state.pt"))
     assert not is_checkpoint(save_tiny(tmp_path / "tiny.torchscript"))
     assert not is_checkpoint(str(tmp_path / "missing.pt"))

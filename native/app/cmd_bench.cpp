@@ -19,6 +19,7 @@
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
+#include "jitvision/core/official_export.hpp"
 #include "jitvision/core/timing.hpp"
 #include "json_text.hpp"
 
@@ -118,14 +119,14 @@ struct ForwardTimes {
   TimingStats forward;
 };
 
-ForwardTimes time_forward(const BenchOptions& o, torch::jit::Module module, const std::vector<std::int64_t>& shape,
+ForwardTimes time_forward(const BenchOptions& o, Model& model, const std::vector<std::int64_t>& shape,
                           const torch::Device& device, torch::ScalarType dtype) {
-  module.to(device, dtype);
+  model.to(device, dtype);
   torch::InferenceMode guard;
   const auto input = torch::rand(shape, torch::TensorOptions(device).dtype(dtype));
   const auto run_once = [&] {
     Stopwatch sw;
-    module.forward({input});
+    model.forward(input);
     synchronize(device);
     return sw.elapsed_ms();
   };
@@ -232,11 +233,12 @@ int run_bench(const BenchOptions& o) {
   Stopwatch load_clock;
   auto model = load_model(o.model, {o.trust_model});
   const double load_ms = load_clock.elapsed_ms();
-  const auto contract = read_contract(model);
+  auto contract = read_contract(model);
+  probe_contract(model, contract);  // an official dynamic export takes --img
   const std::string& task = contract.task;
   const auto shape = bench_shape(o, contract);
   if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
-  const auto t = time_forward(o, model.module, shape, device, half ? torch::kHalf : torch::kFloat32);
+  const auto t = time_forward(o, *model.model, shape, device, half ? torch::kHalf : torch::kFloat32);
 
   nlohmann::json out{{"model", escape_invalid_utf8(o.model)},
                      {"task", task},

@@ -8,6 +8,7 @@
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/model.hpp"
+#include "jitvision/core/official_export.hpp"
 #include "json_text.hpp"
 
 namespace jitvision::app {
@@ -24,12 +25,16 @@ CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
 }
 
 int run_info(const InfoOptions& o) {
-  const auto model = load_model(o.model, {o.trust_model});
-  nlohmann::json info{{"path", escape_invalid_utf8(model.path)}, {"parameters", model.parameter_count}};
-  if (model.module.find_method("forward")) {
+  auto model = load_model(o.model, {o.trust_model});
+  nlohmann::json info{{"path", escape_invalid_utf8(model.path)},
+                      {"format", to_string(model.format)},
+                      {"parameters", model.parameter_count}};
+  if (model.format == ModelFormat::TorchScript && model.module.find_method("forward")) {
     info["forward"] = c10::str(model.module.get_method("forward").function().getSchema());
   }
-  const auto contract = read_contract(model);
+  info["weights_dtype"] = c10::toString(stored_dtype(model));
+  auto contract = read_contract(model);
+  probe_contract(model, contract);  // an official export's config.txt does not say whether it is dynamic
   info["kind"] = to_string(contract.kind);
   info["task"] = contract.task.empty() ? "unknown" : contract.task;
   if (!model.metadata.is_null()) info["metadata"] = model.metadata;
@@ -55,6 +60,7 @@ int run_info(const InfoOptions& o) {
     return 0;
   }
   std::cout << "model:      " << model.path << "\n"
+            << "format:     " << info["format"].get<std::string>() << "\n"
             << "kind:       " << info["kind"].get<std::string>() << "\n"
             << "task:       " << info["task"].get<std::string>() << "\n"
             << "parameters: " << model.parameter_count << "\n";

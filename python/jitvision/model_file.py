@@ -6,6 +6,7 @@ or the official YOLOv5 export's ``config.txt``. Every command asks :func:`read_c
 a model again.
 """
 import contextlib
+import dataclasses
 import enum
 import json
 import math
@@ -63,6 +64,100 @@ def file_format(entries: List[str]) -> str:
     return "other"
 
 
+MODEL_FORMATS = ("torchscript", "pt2")  # what the C++ app runs (its to_string(ModelFormat) strings)
+_ONNX_NEXT_KEYS = (0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A, 0x42, 0x72)
+
+
+def _signature_format(head: bytes) -> Optional[str]:
+    """What a file that is not a zip archive is, from its first bytes (C++: refuse_known_signature)."""
+    if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and head[2] in _ONNX_NEXT_KEYS:
+        return ("an ONNX model, which jitvision does not run: give it the PyTorch checkpoint instead "
+                "(`python -m jitvision yolov5 import FILE.pt --out model.torchscript`, or `--format pt2`)")
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return ("a legacy (non-zip) torch.save() pickle, not TorchScript: re-save it with a current torch.save, "
+                "then `python -m jitvision yolov5 import` it (YOLOv5 checkpoints) or export it in Python")
+    if len(head) >= 10 and head[8:9] == b"{" and 1 < int.from_bytes(head[:8], "little") < (100 << 20):
+        return ("a safetensors weights file (weights without the network), not TorchScript: load it into its "
+                "model in Python and export that")
+    known = ((head[:4] == b"GGUF", "a GGUF (llama.cpp) model, which jitvision does not run"),
+             (head[4:8] == b"TFL3", "a TensorFlow Lite model, which jitvision does not run"),
+             (head[:4] == b"\x89HDF", "an HDF5 (Keras) model, which jitvision does not run"),
+             (head[:5] == b"<?xml", "an XML file (an OpenVINO IR model?), which jitvision does not run: give it "
+                                    "the PyTorch checkpoint or TorchScript file"))
+    return next((what for hit, what in known if hit), None)
+
+
+def _weights_only_global(name: str) -> bool:
+    return (name == "pickle:collections.OrderedDict" or name.startswith("pickle:torch._utils._rebuild_")
+            or (name.startswith("pickle:torch.") and name.endswith("Storage")))
+
+
+def _checkpoint_format(path: str) -> str:
+    """Which kind of torch.save() archive, from the globals its pickle names (read, never run)."""
+    from jitvision.firewall import used_names
+
+    names = sorted(used_names(path))
+    network = [n for n in names if n.startswith("pickle:models.yolo.")] or \
+        [n for n in names if n.startswith("pickle:models.")]
+    if network:
+        return (f"a pickled YOLOv5 checkpoint (.pt/.pth, holding {network[-1][len('pickle:'):]}), not TorchScript: "
+                f"convert it with `python -m jitvision yolov5 import {path} --out model.torchscript` (safe: runs "
+                "nothing from the file)")
+    if all(_weights_only_global(n) for n in names if n.startswith("pickle:")):
+        return ("a torch.save() checkpoint holding a state_dict (weights without the network), not TorchScript: "
+                "load it into its model in Python and export that (`python -m jitvision yolov5 import` takes "
+                "YOLOv5 checkpoints, `python -m jitvision mnist train` writes the digit model)")
+    return ("a torch.save() checkpoint (a pickled Python object), not TorchScript: export it first "
+            "(python -m jitvision mnist train, or python -m jitvision yolov5 import)")
+
+
+def model_format(path: str) -> str:
+    """``"torchscript"`` or ``"pt2"`` (an AOTInductor package), told from the content as the C++ ``model_format()``
+    does; ModelError naming a foreign format (ONNX, a torch.export program AOTInductor has not compiled, a pickled
+    YOLOv5 checkpoint, a state_dict, another torch.save() pickle, safetensors, ...) and what to do with it. A file
+    that is none of these is returned as TorchScript, for the loader to say what is wrong with it."""
+    from jitvision.firewall import check_archive
+    from jitvision.pt2 import is_pt2
+
+    foreign = foreign_format(path)
+    if foreign:
+        raise ModelError(f"model file {path} is {foreign}")
+    try:
+        with open(path, "rb") as stream:
+            zipped = stream.read(4) == b"PK\x03\x04"
+    except OSError:
+        return "torchscript"
+    return "pt2" if zipped and is_pt2(check_archive(path)) else "torchscript"
+
+
+def foreign_format(path: str) -> Optional[str]:
+    """What a model file in a format jitvision does not run is, and what to do with it (the C++ app's same words,
+    after "model file PATH is "); None for TorchScript, a compiled .pt2 package, and files that are none of the
+    known formats (missing, truncated, random bytes: the loader names those)."""
+    from jitvision.firewall import check_archive
+    from jitvision.pt2 import is_pt2
+
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(16)
+    except OSError:
+        return None
+    if head[:4] != b"PK\x03\x04":
+        return _signature_format(head)
+    records = check_archive(path)
+    if is_pt2(records):
+        if any("/aotinductor/" in r for r in records):
+            return None
+        return ("a torch.export program (.pt2) without an AOTInductor-compiled model: compile it with "
+                "torch._inductor.aoti_compile_and_package, or export with `python -m jitvision yolov5 import "
+                "--format pt2`")
+    if any("/code/" in r or r.endswith("constants.pkl") for r in records):
+        return None
+    if any(r.endswith("/data.pkl") or r == "data.pkl" for r in records):
+        return _checkpoint_format(path)
+    return "a zip archive, but neither TorchScript nor an AOTInductor package (.pt2)"
+
+
 def is_checkpoint(path: str) -> bool:
     """True for a readable torch.save archive (a ``.pt`` checkpoint), False for anything else."""
     try:
@@ -102,11 +197,12 @@ def load_model(path: str, device: str = "cpu", trust_model: bool = False) -> Loa
     """Load a TorchScript file on ``device`` after the model firewall (:func:`jitvision.firewall.check_model`) has
     read it without running it; ModelError when it is missing, a checkpoint, not TorchScript, over a size limit or
     using what the allow-list lacks. ``trust_model`` (or JITVISION_TRUST_MODEL=1) skips the operator check."""
+    if model_format(path) == "pt2":
+        raise ModelError(f"model file {path} is an AOTInductor package (.pt2), which the Python side does not run: "
+                         "run it with the C++ app (`jitvision detect --trust-model ...`), or give the TorchScript "
+                         "file")
     entries = archive_entries(path)
     found = file_format(entries)
-    if found == "checkpoint":
-        raise ModelError(f"{path} is a torch.save checkpoint, not TorchScript: export it with "
-                         "`python -m jitvision yolov5 import`")
     if found != "torchscript":
         raise ModelError(f"{path} is a zip archive but not a TorchScript file")
     check_model(path, trust_model)  # nothing in the file runs before this
@@ -256,6 +352,37 @@ def read_contract(model: LoadedModel) -> ModelContract:
     if task == "digits":
         return ModelContract(model.path, ModelKind.CLASSIFIER, task, classifier=_read_classifier(model))
     return ModelContract(model.path, ModelKind.UNKNOWN, task)
+
+
+PROBE_STRIDES = (2, 3)  # the probe input in strides (h, w): non-square, 64x96 at stride 32 (C++: kProbeStrides*)
+
+
+def _plausible_rows(rows: int, h: int, w: int, stride: int) -> bool:
+    """Rows a YOLOv5 head gives at h x w: 1 to 9 anchors per cell of 3 or 4 levels (stride, stride/2, ...)."""
+    for levels in (3, 4):
+        cells = sum((h // (stride >> k)) * (w // (stride >> k)) for k in range(levels) if stride >> k)
+        if cells and rows % cells == 0 and 1 <= rows // cells <= 9:
+            return True
+    return False
+
+
+def probe_official(module, contract: DetectorContract) -> DetectorContract:
+    """An official export's contract, dynamic with rect letterbox when the module (float32, on the CPU) runs at a
+    non-square probe size and returns the rows a YOLOv5 head gives there: config.txt does not say whether it was
+    exported with --dynamic, a fixed export's traced grid fails at another size. The C++ probe_official()."""
+    if contract.origin != "ultralytics" or contract.dynamic:
+        return contract
+    h, w = (n * contract.stride for n in PROBE_STRIDES)
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(1, 3, h, w))
+    except Exception:  # noqa: BLE001 - any failure of a fixed export at another size is the answer
+        return contract
+    rows = out[0] if isinstance(out, (tuple, list)) and out else out
+    if not (isinstance(rows, torch.Tensor) and rows.dim() == 3 and rows.shape[0] == 1
+            and rows.shape[2] == len(contract.names) + 5 and _plausible_rows(rows.shape[1], h, w, contract.stride)):
+        return contract
+    return dataclasses.replace(contract, dynamic=True, letterbox="rect")
 
 
 def input_shape(contract: ModelContract, img_size: Optional[int] = None,

@@ -1,9 +1,11 @@
 #include "jitvision/core/detector.hpp"
 
 #include <chrono>
+#include <iostream>
 
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
+#include "jitvision/core/official_export.hpp"
 
 namespace jitvision {
 namespace {
@@ -14,17 +16,29 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 }  // namespace
 
 Detector::Detector(LoadedModel model, torch::Device device, DetectorOptions options)
-    : module_(model.module),
+    : model_(model.model),
       contract_(read_contract(model).as_detector()),
       options_(std::move(options)),
       device_(device),
       dtype_(options_.precision == Precision::Float16 ? torch::kHalf : torch::kFloat32),
       img_size_(contract_.resolve_img_size(options_.img_size)),
       path_(model.path) {
+  if (stored_dtype(model) == torch::kHalf) {
+    // An official FP16 export: FP16 where it runs (CUDA), else FP32 rather than slow or missing CPU kernels.
+    if (device_.is_cuda()) {
+      dtype_ = torch::kHalf;
+    } else if (dtype_ != torch::kHalf) {
+      std::cerr << "jitvision: note: model file " << path_ << " holds FP16 weights; converted to FP32 for the CPU\n";
+    }
+  }
   if (dtype_ == torch::kHalf && !device_.is_cuda()) {
     throw DeviceError("--half needs a CUDA device (FP16 convolutions are not supported on the CPU)");
   }
-  module_.to(device_, dtype_);
+  model_->to(device_, dtype_);
+  if (contract_.origin == "ultralytics") {
+    contract_ = probe_official(*model_, contract_, device_, dtype_);
+    img_size_ = contract_.resolve_img_size(options_.img_size);
+  }
 }
 
 LetterboxGeometry Detector::geometry_for(std::int64_t frame_h, std::int64_t frame_w) const {
@@ -33,15 +47,9 @@ LetterboxGeometry Detector::geometry_for(std::int64_t frame_h, std::int64_t fram
 
 torch::Tensor Detector::forward(const torch::Tensor& input) {
   torch::InferenceMode guard;
-  const auto out = module_.forward({input});
-  torch::Tensor rows;
-  if (out.isTensor()) {
-    rows = out.toTensor();
-  } else if (out.isTuple() || out.isList()) {
-    // The official contract: a tuple whose first element holds the decoded rows.
-    const auto items = out.isTuple() ? out.toTupleRef().elements().vec() : out.toList().vec();
-    if (!items.empty() && items.front().isTensor()) rows = items.front().toTensor();
-  }
+  // The decoded rows are the output, or the first element of a tuple (the official contract).
+  const auto outputs = model_->forward(input);
+  const torch::Tensor rows = outputs.empty() ? torch::Tensor() : outputs.front();
   const auto expected = static_cast<std::int64_t>(contract_.names.size()) + 5;
   if (!rows.defined() || rows.dim() != 3 || rows.size(2) != expected) {
     throw ModelError("model file " + path_ + " returned " +

@@ -140,7 +140,7 @@ torch::Tensor normalize_digit(const torch::Tensor& image_hwc_u8) {
   return field;
 }
 
-DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device) : module_(model.module), device_(device) {
+DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device) : model_(model.model), device_(device) {
   const auto contract = read_contract(model).as_classifier();
   const auto& shape = contract.input_shape;
   if (shape[1] != 1 || shape[2] != kField || shape[3] != kField) {
@@ -151,14 +151,17 @@ DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device) : modu
   mean_ = torch::tensor(contract.mean).view({1, -1, 1, 1}).to(device_);
   std_ = torch::tensor(contract.std_dev).view({1, -1, 1, 1}).to(device_);
   num_labels_ = contract.labels.size();
-  module_.to(device_);
+  model_->to(device_, torch::kFloat32);
 }
 
 std::vector<DigitResult> DigitClassifier::classify(const torch::Tensor& normalized) const {
   torch::InferenceMode guard;
   auto x = normalized.to(device_, torch::kFloat32).unsqueeze(1);
   x = (x * (255.0f / scale_) - mean_) / std_;
-  auto logits = module_.forward({x}).toTensor();
+  const auto outputs = model_->forward(x);
+  const torch::Tensor logits = outputs.empty() ? torch::Tensor() : outputs.front();
+  if (!logits.defined())
+    throw ModelError("the digit model returned no tensor, expected logits [N, " + std::to_string(num_labels_) + "]");
   if (logits.dim() != 2 || logits.size(1) != static_cast<std::int64_t>(num_labels_)) {
     throw ModelError("the digit model returned shape " + c10::str(logits.sizes()) + ", expected [N, " +
                      std::to_string(num_labels_) + "]");

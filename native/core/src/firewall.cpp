@@ -393,6 +393,14 @@ std::map<std::string, std::string> used_names(const std::string& path) {
   return found;
 }
 
+std::vector<std::string> archive_records(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t file_size = 0;
+  std::vector<std::string> names;
+  for (const auto& e : checked_archive(in, path, file_size)) names.push_back(e.name);
+  return names;
+}
+
 const std::vector<std::string>& model_allowlist() {
   static const std::vector<std::string> list = [] {
     std::vector<std::string> out;

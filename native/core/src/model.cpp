@@ -19,13 +19,8 @@ namespace fs = std::filesystem;
 // Says why torch::jit::load rejected the file, in terms a user can act on.
 std::string diagnose_unloadable(const std::string& path, const std::string& torch_message) {
   try {
+    // torch.save() checkpoints and other formats were named by model_format() already.
     caffe2::serialize::PyTorchStreamReader reader(path);
-    const bool has_code = reader.hasRecord("code/__torch__.py") || reader.hasRecord("constants.pkl");
-    if (reader.hasRecord("data.pkl") && !has_code) {
-      return "model file " + path +
-             " is a torch.save() checkpoint (e.g. a state_dict), not TorchScript: export it first "
-             "(python -m jitvision mnist train, or python -m jitvision yolov5 import)";
-    }
     return "model file " + path + " is a PyTorch archive that LibTorch cannot load as TorchScript: " + torch_message;
   } catch (const c10::Error&) {
     return "model file " + path + " is not a TorchScript archive (not a readable zip file; truncated or corrupt?)";
@@ -41,6 +36,28 @@ nlohmann::json parse_json_extra(const std::string& path, const std::string& name
   }
 }
 
+// A TorchScript module behind the Model interface.
+class TorchScriptModel final : public Model {
+ public:
+  explicit TorchScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
+  ModelFormat format() const override { return ModelFormat::TorchScript; }
+  void to(torch::Device device, torch::ScalarType dtype) override { module_.to(device, dtype); }
+  std::vector<torch::Tensor> forward(const torch::Tensor& input) override {
+    const auto out = module_.forward({input});
+    if (out.isTensor()) return {out.toTensor()};
+    std::vector<torch::Tensor> tensors;
+    if (out.isTuple() || out.isList()) {
+      for (const auto& item : out.isTuple() ? out.toTupleRef().elements().vec() : out.toList().vec()) {
+        tensors.push_back(item.isTensor() ? item.toTensor() : torch::Tensor());
+      }
+    }
+    return tensors;
+  }
+
+ private:
+  torch::jit::Module module_;
+};
+
 }  // namespace
 
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
@@ -49,6 +66,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   if (fs::is_directory(path, ec)) throw ModelError("model file " + path + " is a directory");
   if (fs::file_size(path, ec) == 0) throw ModelError("model file " + path + " is empty (0 bytes)");
   if (!std::ifstream(path).good()) throw ModelError("model file " + path + " cannot be opened (permissions?)");
+  if (model_format(path) == ModelFormat::Pt2) return load_pt2(path, options);
   check_model(path, options.trust_model);  // nothing in the file runs before this
 
   torch::jit::ExtraFilesMap extra{{"jitvision.json", ""}, {"config.txt", ""}};
@@ -63,10 +81,15 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   model.metadata = parse_json_extra(path, "jitvision.json", extra["jitvision.json"]);
   model.official_config = parse_json_extra(path, "config.txt", extra["config.txt"]);
   for (const auto& p : model.module.parameters()) model.parameter_count += p.numel();
+  model.model = std::make_shared<TorchScriptModel>(model.module);
   return model;
 }
 
 ForwardIr forward_ir(const LoadedModel& model) {
+  if (model.format != ModelFormat::TorchScript) {
+    throw ModelError("model file " + model.path + " is a ." + std::string(to_string(model.format)) +
+                     " package of compiled code: it has no TorchScript graph to print");
+  }
   const auto forward = model.module.find_method("forward");
   if (!forward) throw ModelError("model file " + model.path + " has no forward method: there is no graph to print");
   auto graph = forward->graph()->copy();

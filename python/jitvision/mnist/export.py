@@ -99,3 +99,50 @@ def export_verified(model: torch.nn.Module, method: str, path: str | Path, heldo
     save(exported, path, metadata)
     verify(model, load_model(str(path)).module, heldout_inputs)
     return metadata
+
+
+PT2_MAX_BATCH = 1024
+PT2_CHECK_INPUTS = 256  # random normalised digits the package is checked on, besides CHECK_BATCH_SIZES
+
+
+def eager_from_torchscript(module: torch.jit.ScriptModule, path: str) -> torch.nn.Module:
+    """The :class:`DigitNet` whose weights a TorchScript digit model holds (sizes read from its weights)."""
+    from jitvision.mnist.model import DigitNet
+
+    state = module.state_dict()
+    try:
+        net = DigitNet(width=state["features.0.0.weight"].shape[0], hidden=state["classifier.1.weight"].shape[0])
+        net.load_state_dict(state, strict=True)
+    except (KeyError, RuntimeError) as exc:
+        raise ExportError(f"{path} does not hold the digit network of `mnist train`: {str(exc).splitlines()[0]}") \
+            from None
+    return net.eval()
+
+
+def export_pt2(model_path: str, out: str, device: str = "cpu") -> dict:
+    """Compile a TorchScript digit model (from ``mnist train``) into an AOTInductor package with a dynamic batch
+    (1 to PT2_MAX_BATCH), verified against the eager network on random digits; returns the package's metadata."""
+    from torch.export import Dim
+
+    from jitvision import pt2
+    from jitvision.model_file import read_contract
+
+    pt2.check_target("fp32", device)
+    loaded = load_model(str(model_path))
+    read_contract(loaded).as_classifier()  # ModelError for anything but a digit model
+    eager = eager_from_torchscript(loaded.module, str(model_path)).to(device)
+    example = torch.zeros(2, 1, 28, 28, device=device)
+    with torch.no_grad():
+        program = torch.export.export(eager, (example,),
+                                      dynamic_shapes=({0: Dim("batch", min=1, max=PT2_MAX_BATCH)},))
+        metadata = dict(loaded.metadata, export="pt2", dtype="fp32", device=device, max_batch=PT2_MAX_BATCH)
+        inputs = torch.randn(PT2_CHECK_INPUTS, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
+        checked = {}
+
+        def check(package_path: str) -> None:
+            checked["verification"] = verify(eager, pt2.load_package(package_path, device), inputs)
+
+        metadata["verification"] = {"tolerance": TOLERANCE, "inputs": "random", "batch_sizes": list(CHECK_BATCH_SIZES)}
+        pt2.compile_package(program, out, {METADATA_FILE: json.dumps(metadata, indent=1)}, check)
+    metadata["verification"].update(checked["verification"].as_dict())
+    return metadata

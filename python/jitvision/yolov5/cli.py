@@ -5,13 +5,20 @@ import time
 
 from jitvision.errors import UsageError
 from jitvision.firewall import add_trust_flag
+from jitvision.pt2 import DEVICES, DTYPES
 from jitvision.yolov5.export import EXPORT_METHODS
 from jitvision.yolov5.training_cli import add_training_commands, threshold
 
 
 def run_import(args) -> int:
     from jitvision.yolov5.checkpoint import import_checkpoint
-    from jitvision.yolov5.export import TOLERANCE, VERIFY_BATCH, export_torchscript
+    from jitvision.yolov5.export import TOLERANCE, VERIFY_BATCH, export_pt2, export_torchscript
+
+    if args.format == "pt2" and (args.half or args.fixed or args.method != "trace"):
+        raise UsageError("--half, --fixed and --method apply to TorchScript; a .pt2 package is dynamic and takes "
+                         "--dtype and --device")
+    if args.format == "torchscript" and (args.dtype != "fp32" or args.device != "cpu"):
+        raise UsageError("--dtype and --device apply to --format pt2 (TorchScript: --half)")
 
     start = time.perf_counter()
     imported = import_checkpoint(args.weights)
@@ -19,8 +26,12 @@ def run_import(args) -> int:
     params = sum(p.numel() for p in model.parameters())
     print(f"imported {imported.file} (sha256 {imported.sha256[:16]}...) in {time.perf_counter() - start:.1f} s: "
           f"{model.nc} classes, strides {model.strides}, {params:,} parameters before fusing")
+    source = {"file": imported.file, "sha256": imported.sha256}
+    if args.format == "pt2":
+        return _report_pt2(export_pt2(model, args.out, img_size=args.img, dtype=args.dtype, device=args.device,
+                                      source=source))
     result = export_torchscript(model, args.out, img_size=args.img, half=args.half, fixed=args.fixed,
-                                source={"file": imported.file, "sha256": imported.sha256}, method=args.method)
+                                source=source, method=args.method)
     sizes = ", ".join(f"{h}x{w}" for h, w in result.sizes)
     kind = f"fixed {args.img}x{args.img}, square letterbox" if args.fixed else "dynamic size, rect letterbox"
     print(f"exported {result.path} by {args.method} ({kind}{', fp16 weights' if args.half else ''}) "
@@ -53,6 +64,21 @@ def img_size(sides):
     return max(sides)
 
 
+def _report_pt2(result) -> int:
+    meta = result.metadata
+    sizes = ", ".join(f"{h}x{w}" for h, w in result.sizes)
+    print(f"exported {result.path}: AOTInductor package for {meta['device']}, {meta['dtype']} "
+          f"(dynamic batch 1-{meta['max_batch']} and size, multiples of {meta['stride']}) in {result.seconds:.1f} s")
+    check = meta["verification"]
+    print(f"verified the package vs eager{'' if meta['dtype'] == 'fp32' else ' in the same precision'} at "
+          f"{sizes if meta['dtype'] == 'fp32' else sizes.split(', ')[-1]}: max abs diff {result.max_abs_diff:.3g} "
+          f"(tolerance {check['tolerance']:g})")
+    if "vs_fp32" in check:
+        print(f"{meta['dtype']} vs fp32 eager: boxes within {check['vs_fp32']['box_px']:.3g} px, confidences within "
+              f"{check['vs_fp32']['confidence']:.3g}")
+    return 0
+
+
 def run_detect(args) -> int:
     from jitvision.yolov5.detect import detect, iter_frames, json_record, load_detector, resolve_classes
 
@@ -82,10 +108,12 @@ def add_parser(subparsers) -> None:
     commands = group.add_subparsers(dest="yolov5_command", required=True, metavar="SUBCOMMAND")
 
     imp = commands.add_parser(
-        "import", aliases=["export"], help="read a YOLOv5 .pt checkpoint safely and export verified TorchScript",
+        "import", aliases=["export"],
+        help="read a YOLOv5 .pt checkpoint safely and export verified TorchScript (or a .pt2 package)",
         description="Read a YOLOv5 checkpoint without executing anything from it (official ones from train.py, "
                     "export.py or the hub, or our own from `yolov5 train`), then export TorchScript (dynamic input "
-                    "size unless --fixed) and verify it against the eager model. `yolov5 export` is the same command.")
+                    "size unless --fixed) or an AOTInductor .pt2 package, and verify it against the eager model. "
+                    "`yolov5 export` is the same command.")
     imp.add_argument("weights", help="YOLOv5 checkpoint (.pt), e.g. yolov5n.pt or runs/train/exp/weights/best.pt")
     imp.add_argument("--out", required=True, help="TorchScript file to write")
     imp.add_argument("--img", type=int, default=640, help="nominal input size (square side), default 640")
@@ -95,6 +123,13 @@ def add_parser(subparsers) -> None:
     imp.add_argument("--method", choices=EXPORT_METHODS, default="trace",
                      help="how the model becomes TorchScript: trace (default), script, or mixed (the Detect head "
                           "scripted, the rest traced); all three give the same outputs, see docs/yolov5.md")
+    imp.add_argument("--format", choices=("torchscript", "pt2"), default="torchscript",
+                     help="torchscript (default) or pt2: an AOTInductor package of compiled native code (dynamic "
+                          "batch and size; runs in the C++ app with --trust-model, see docs/yolov5.md)")
+    imp.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
+                     help="pt2 only: the precision of the backbone and neck (the Detect head stays fp32); bf16 needs "
+                          "a CPU with AVX512-BF16 or AMX, fp16 needs --device cuda")
+    imp.add_argument("--device", choices=DEVICES, default="cpu", help="pt2 only: the device it is compiled for")
     imp.set_defaults(func=run_import)
 
     det = commands.add_parser(

@@ -10,6 +10,7 @@ It is the oracle the C++ app is tested against: letterbox (:mod:`letterbox`), mo
 import glob
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -19,7 +20,7 @@ import torch
 
 from jitvision.errors import InputError, ModelError, UsageError
 from jitvision.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from jitvision.model_file import is_checkpoint, load_model, read_contract
+from jitvision.model_file import is_checkpoint, load_model, probe_official, read_contract
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.letterbox import letterbox, to_input_tensor
 from jitvision.yolov5.model import fuse_conv_bn
@@ -57,9 +58,13 @@ def load_detector(path: str) -> Detector:
         model = fuse_conv_bn(imported.model)
         return Detector(model, model.names, max(model.strides), True, 640, None, torch.float32, "ultralytics")
     loaded = load_model(path)
-    contract = read_contract(loaded).as_detector()
     params = list(loaded.module.parameters())
     dtype = params[0].dtype if params else torch.float32
+    if dtype == torch.float16:  # an official FP16 export: the reference runs on the CPU, in FP32 (as the C++ app)
+        print(f"jitvision: note: model file {path} holds FP16 weights; converted to FP32 for the CPU", file=sys.stderr)
+        loaded.module.float()
+        dtype = torch.float32
+    contract = probe_official(loaded.module, read_contract(loaded).as_detector())
     return Detector(loaded.module, contract.names, contract.stride, contract.letterbox == "rect", contract.img_size,
                     None if contract.dynamic else contract.input_shape, dtype, contract.origin)
 

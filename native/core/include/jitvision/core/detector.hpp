@@ -1,6 +1,7 @@
 #pragma once
-// A YOLOv5 detector around a TorchScript file: ours (dynamic shapes, jitvision.json) or an official export
-// (fixed 640x640, config.txt), driven by the DetectorContract that read_contract() finds in the file's metadata.
+// A YOLOv5 detector around a model file (TorchScript or .pt2, through the Model interface): ours (dynamic shapes,
+// jitvision.json) or an official export (fixed 640x640, config.txt), driven by the DetectorContract that
+// read_contract() finds in the file's metadata.
 #include <map>
 #include <mutex>
 #include <string>
@@ -64,7 +65,7 @@ class Detector {
   static constexpr int kWarmUpForwards = 2;
   void warm_up(std::int64_t input_h, std::int64_t input_w);
 
-  torch::jit::Module module_;
+  std::shared_ptr<Model> model_;
   DetectorContract contract_;
   DetectorOptions options_;
   torch::Device device_;

@@ -1,6 +1,6 @@
 #pragma once
 // Handwritten digit recognition: MNIST-style normalisation of arbitrary photos, and the classifier around a
-// TorchScript model exported by `python -m jitvision mnist train`.
+// model exported by `python -m jitvision mnist train` (TorchScript) or `mnist export` (.pt2).
 #include <array>
 #include <string>
 #include <vector>
@@ -43,7 +43,7 @@ class DigitClassifier {
   std::vector<DigitResult> classify(const torch::Tensor& normalized) const;
 
  private:
-  mutable torch::jit::Module module_;
+  std::shared_ptr<Model> model_;
   torch::Device device_;
   float scale_ = 255.0f;
   torch::Tensor mean_, std_;

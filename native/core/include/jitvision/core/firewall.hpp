@@ -27,6 +27,8 @@ std::vector<std::string> pickle_globals(std::string_view data);
 // Every name the archive's code and pickles use, with the first record that uses it. ModelError when the file is
 // not a zip archive or a record is over its size limit, duplicated, or lies about its size.
 std::map<std::string, std::string> used_names(const std::string& path);
+// The names of the archive's records (after the same header and size checks), for telling formats apart.
+std::vector<std::string> archive_records(const std::string& path);
 // The compiled-in allow-list.
 const std::vector<std::string>& model_allowlist();
 // Throws ModelError naming the first name outside the allow-list and its record. trust_model (or the environment
