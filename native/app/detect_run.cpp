@@ -37,6 +37,7 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
   DetectorOptions dopt;
   dopt.img_size = o.img_size;
   dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, o.classes};
+  dopt.form = o.form;
   dopt.precision = Precision::Float32;
   if (o.half) {
     if (device.is_cuda()) {

@@ -24,7 +24,7 @@ Detector::Detector(LoadedModel model, torch::Device device, DetectorOptions opti
   if (dtype_ == torch::kHalf && !device_.is_cuda()) {
     throw DeviceError("--half needs a CUDA device (FP16 convolutions are not supported on the CPU)");
   }
-  module_.to(device_, dtype_);
+  module_ = prepare_for_inference(module_, device_, dtype_, options_.form);
 }
 
 LetterboxGeometry Detector::geometry_for(std::int64_t frame_h, std::int64_t frame_w) const {
