@@ -186,3 +186,14 @@ def test_noise_check_on_synthetic_timings():
                                   "(p90 more than 25% above the median in traced)")
     busy = noise_check({"eager": spread(steady)}, 0.5, 2.5, 2)
     assert busy["warning"] == "the machine is too noisy for these figures (load average 2.5 on 2 CPU cores)"
+
+
+def test_report_keeps_the_hand_measured_sections(tmp_path):
+    from jitvision.benchreport import HAND_MARKER, hand_measured_tail
+
+    out = tmp_path / "BENCHMARKS.md"
+    assert hand_measured_tail(out) == ""  # no report yet
+    out.write_text("# generated\n| a |\n")
+    assert hand_measured_tail(out) == ""  # a report without hand-measured sections
+    out.write_text(f"# generated\n| a |\n{HAND_MARKER}\n## Start-up\n460 MB -> 190 MB\n\n")
+    assert hand_measured_tail(out) == f"\n{HAND_MARKER}\n## Start-up\n460 MB -> 190 MB\n"

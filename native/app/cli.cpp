@@ -59,6 +59,7 @@ void print_version(std::ostream& out) {
       << "OpenCV " << CV_VERSION << "\n"
       << "CUDA available: " << (rt.cuda_available ? "yes" : "no");
   if (rt.cuda_available) out << " (" << rt.cuda_device_count << " device(s))";
+  out << "\nCUDA backend: " << rt.cuda_backend;
   out << "\nCPU threads: " << rt.cpu_threads << "\n"
       << "image extensions: " << joined(io::image_extensions()) << "\n"
       << "video extensions: " << joined(io::video_extensions()) << "\n";

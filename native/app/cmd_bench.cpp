@@ -83,6 +83,11 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
                   "TorchScript graph executor: profiling (LibTorch's default), legacy or unoptimized")
       ->check(CLI::IsMember({"profiling", "legacy", "unoptimized"}))
       ->capture_default_str();
+  cmd->add_option("--layout", o.layout, "Weight layout: channels_last (the app's) or contiguous (as exported)")
+      ->check(CLI::IsMember({"contiguous", "channels_last"}))
+      ->capture_default_str();
+  cmd->add_flag("--no-freeze", o.no_freeze, "Run the module unfrozen (the app freezes it: torch::jit::freeze)");
+  cmd->add_flag("--onednn-fusion", o.onednn_fusion, "Turn on oneDNN graph fusion (torch.jit.enable_onednn_fusion)");
   cmd->add_option("--workers", o.workers, "Inference workers for the --video pipeline (0: auto, as in detect)")
       ->check(CLI::Range(0, 64));
   cmd->add_flag("--json", o.json, "Print one JSON object");
@@ -119,9 +124,11 @@ struct ForwardTimes {
   TimingStats forward;
 };
 
+InferenceForm inference_form(const BenchOptions& o) { return {parse_layout(o.layout), !o.no_freeze, o.onednn_fusion}; }
+
 ForwardTimes time_forward(const BenchOptions& o, Model& model, const std::vector<std::int64_t>& shape,
                           const torch::Device& device, torch::ScalarType dtype) {
-  model.to(device, dtype);
+  model.to(device, dtype, inference_form(o));
   torch::InferenceMode guard;
   const auto input = torch::rand(shape, torch::TensorOptions(device).dtype(dtype));
   const auto run_once = [&] {
@@ -174,6 +181,7 @@ nlohmann::json bench_video(const BenchOptions& o, bool half, double forward_medi
   d.img_size = o.img_size;
   d.threads = o.threads;
   d.workers = o.workers;
+  d.form = inference_form(o);
   d.save_video = annotated.string();
   d.quiet = true;
   const auto s = run_detect_pipeline(d);
@@ -203,7 +211,8 @@ void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardT
             << out["threads"].get<int>() << " threads, input "
             << shape_str(out["shape"].get<std::vector<std::int64_t>>()) << "\n"
             << "load " << out["load_ms"].get<double>() << " ms, first call " << t.first_ms << " ms (" << o.jit_executor
-            << " executor)\n"
+            << " executor; " << o.layout << (o.no_freeze ? ", not frozen" : ", frozen")
+            << (o.onednn_fusion ? ", oneDNN fusion" : "") << ")\n"
             << "forward over " << o.iters << " runs after " << o.warmup << " warm-ups: median " << t.forward.median()
             << " ms, p90 " << t.forward.percentile(90) << " ms, min " << t.forward.min() << " ms\n";
   if (out.contains("video")) {
@@ -251,6 +260,9 @@ int run_bench(const BenchOptions& o) {
                      {"warmup", o.warmup},
                      {"warmup_ms", t.warmup_ms},
                      {"jit_executor", o.jit_executor},
+                     {"layout", o.layout},
+                     {"frozen", !o.no_freeze},
+                     {"onednn_fusion", o.onednn_fusion},
                      {"forward", stats_json(t.forward)}};
   if (!o.video.empty()) out["video"] = bench_video(o, half, t.forward.median());
   out["peak_rss_mb"] = peak_rss_mb();

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "jitvision/core/inference_form.hpp"
+
 namespace jitvision::app {
 
 struct DetectOptions {
@@ -49,6 +51,7 @@ struct DetectOptions {
   bool hide_conf = false;
   std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
   bool trust_model = false;  // --trust-model: skip the model firewall
+  InferenceForm form;        // the detector's layout and freezing (bench sets it; detect keeps the default)
 };
 
 // --trust-model, the same flag on every command that loads a model: load it without the model firewall
@@ -101,6 +104,9 @@ struct BenchOptions {
   int iters = 30;
   std::string video;
   std::string jit_executor = "profiling";
+  std::string layout = "channels_last";  // InferenceForm, for the forward runs and the --video pipeline
+  bool no_freeze = false;
+  bool onednn_fusion = false;
   int workers = 0;  // --video pipeline; 0: auto
   bool json = false;
 };

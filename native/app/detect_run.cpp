@@ -42,6 +42,7 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
       o.classes.empty() ? std::vector<int>{} : resolve_classes(o.classes, read_contract(loaded).as_detector().names);
   dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, classes};
   dopt.nms.agnostic = o.agnostic_nms;
+  dopt.form = o.form;
   dopt.precision = Precision::Float32;
   if (o.half) {
     if (device.is_cuda()) {

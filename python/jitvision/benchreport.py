@@ -709,6 +709,17 @@ def draw_chart(raw: Dict, s: Dict, path: Path) -> None:
     cv2.imwrite(str(path), img)
 
 
+HAND_MARKER = "<!-- measured by hand: make bench keeps everything below this line -->"
+
+
+def hand_measured_tail(out: Path) -> str:
+    """The sections of an existing report below HAND_MARKER (figures make bench cannot take, e.g. start-up with and
+    without the CUDA libraries), to be carried into the regenerated report; '' when there are none."""
+    old = out.read_text() if out.is_file() else ""
+    at = old.find(HAND_MARKER)
+    return "" if at < 0 else "\n" + old[at:].rstrip("\n") + "\n"
+
+
 def write_report(raw: Dict, out: Path, chart: Path) -> None:
     s = summarise(raw)
     s["cores"] = raw["machine"]["cores"]
@@ -717,7 +728,7 @@ def write_report(raw: Dict, out: Path, chart: Path) -> None:
     data = os.environ.get("JITVISION_DATA_DIR")
     if data:  # commands name the data set the way a reader's machine finds it
         text = text.replace(str(Path(data).resolve()), "$JITVISION_DATA_DIR").replace(data, "$JITVISION_DATA_DIR")
-    out.write_text(text)
+    out.write_text(text + hand_measured_tail(out))
     draw_chart(raw, s, chart)
 
 

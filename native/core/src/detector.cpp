@@ -34,7 +34,7 @@ Detector::Detector(LoadedModel model, torch::Device device, DetectorOptions opti
   if (dtype_ == torch::kHalf && !device_.is_cuda()) {
     throw DeviceError("--half needs a CUDA device (FP16 convolutions are not supported on the CPU)");
   }
-  model_->to(device_, dtype_);
+  model_->to(device_, dtype_, options_.form);
   if (contract_.origin == "ultralytics") {
     contract_ = probe_official(*model_, contract_, device_, dtype_);
     img_size_ = contract_.resolve_img_size(options_.img_size);

@@ -1,13 +1,52 @@
 #include "jitvision/core/device.hpp"
 
+#include <dlfcn.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <ATen/Parallel.h>
 
+#include <filesystem>
+#include <mutex>
+
 #include "jitvision/core/errors.hpp"
 
 namespace jitvision {
+namespace {
+
+// libtorch_cuda.so sits beside libtorch_cpu.so in every LibTorch (wheel or archive): find the latter from one of its
+// functions.
+std::string torch_cuda_library_path() {
+  Dl_info where{};
+  if (dladdr(reinterpret_cast<void*>(&at::get_num_threads), &where) == 0 || where.dli_fname == nullptr) return "";
+  return (std::filesystem::path(where.dli_fname).parent_path() / "libtorch_cuda.so").string();
+}
+
+CudaBackend open_cuda_backend() {
+  const std::string path = torch_cuda_library_path();
+  if (!path.empty() && dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD) != nullptr) return {true, "linked"};
+  // Without a driver no GPU can be used: skip the ~400 MB of CUDA libraries (and their start-up time) altogether.
+  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (driver == nullptr) return {false, "not loaded: no CUDA driver (libcuda.so.1) on this machine"};
+  dlclose(driver);
+  if (path.empty() || !std::filesystem::exists(path))
+    return {false, "not loaded: this LibTorch has no libtorch_cuda.so"};
+  // RTLD_GLOBAL: its static initialisers register the CUDA kernels and hooks with libtorch_cpu, as if linked.
+  if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* why = dlerror();
+    return {false, "not loaded: " + path + " failed to load (" + (why ? why : "unknown reason") + ")"};
+  }
+  return {true, "loaded from " + path};
+}
+
+}  // namespace
+
+const CudaBackend& load_cuda_backend() {
+  static std::once_flag once;
+  static CudaBackend backend;
+  std::call_once(once, [] { backend = open_cuda_backend(); });
+  return backend;
+}
 
 DeviceChoice parse_device_choice(std::string_view text) {
   if (text == "auto") return DeviceChoice::Auto;
@@ -17,7 +56,7 @@ DeviceChoice parse_device_choice(std::string_view text) {
 }
 
 torch::Device resolve_device(DeviceChoice choice) {
-  const bool cuda = torch::cuda::is_available();
+  const bool cuda = choice != DeviceChoice::Cpu && load_cuda_backend().loaded && torch::cuda::is_available();
   switch (choice) {
     case DeviceChoice::Cpu:
       return torch::kCPU;
@@ -37,7 +76,8 @@ torch::Device resolve_device(DeviceChoice choice) {
 RuntimeInfo runtime_info() {
   RuntimeInfo info;
   info.libtorch_version = TORCH_VERSION;
-  info.cuda_available = torch::cuda::is_available();
+  info.cuda_backend = load_cuda_backend().state;
+  info.cuda_available = load_cuda_backend().loaded && torch::cuda::is_available();
   info.cuda_device_count = info.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
   info.cpu_threads = at::get_num_threads();
   return info;

@@ -151,7 +151,7 @@ DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device) : mode
   mean_ = torch::tensor(contract.mean).view({1, -1, 1, 1}).to(device_);
   std_ = torch::tensor(contract.std_dev).view({1, -1, 1, 1}).to(device_);
   num_labels_ = contract.labels.size();
-  model_->to(device_, torch::kFloat32);
+  model_->to(device_, torch::kFloat32, kFormAsSaved);
 }
 
 std::vector<DigitResult> DigitClassifier::classify(const torch::Tensor& normalized) const {

@@ -41,7 +41,9 @@ class TorchScriptModel final : public Model {
  public:
   explicit TorchScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
   ModelFormat format() const override { return ModelFormat::TorchScript; }
-  void to(torch::Device device, torch::ScalarType dtype) override { module_.to(device, dtype); }
+  void to(torch::Device device, torch::ScalarType dtype, const InferenceForm& form) override {
+    module_ = prepare_for_inference(module_, device, dtype, form);
+  }
   std::vector<torch::Tensor> forward(const torch::Tensor& input) override {
     const auto out = module_.forward({input});
     if (out.isTensor()) return {out.toTensor()};

@@ -50,7 +50,7 @@ DetectorContract probe_official(Model& model, DetectorContract contract, torch::
 
 void probe_contract(LoadedModel& model, ModelContract& contract) {
   if (!contract.detector || contract.detector->origin != "ultralytics") return;
-  model.model->to(torch::kCPU, torch::kFloat32);
+  model.model->to(torch::kCPU, torch::kFloat32, kFormAsSaved);
   contract.detector = probe_official(*model.model, *contract.detector, torch::kCPU, torch::kFloat32);
 }
 

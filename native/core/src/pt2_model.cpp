@@ -63,7 +63,7 @@ class Pt2Model final : public Model {
       : path_(std::move(path)), package_device_(std::move(device)), spec_(spec) {}
   ModelFormat format() const override { return ModelFormat::Pt2; }
 
-  void to(torch::Device device, torch::ScalarType dtype) override {
+  void to(torch::Device device, torch::ScalarType dtype, const InferenceForm& /*form: fixed at export*/) override {
     if (dtype != torch::kFloat32) {
       throw UsageError("model file " + path_ + " is a .pt2 package: it takes float32 and its inner precision is set " +
                        "when it is exported (--dtype), so --half does not apply");

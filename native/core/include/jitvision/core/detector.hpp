@@ -11,6 +11,7 @@
 
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/detection.hpp"
+#include "jitvision/core/inference_form.hpp"
 #include "jitvision/core/letterbox.hpp"
 #include "jitvision/core/model.hpp"
 #include "jitvision/core/postprocess.hpp"
@@ -23,6 +24,7 @@ struct DetectorOptions {
   std::int64_t img_size = 0;  // 0: the model's own; rounded up to the stride
   Precision precision = Precision::Float32;
   NmsOptions nms;
+  InferenceForm form;  // layout and freezing (inference_form.hpp)
 };
 
 struct StageTimes {

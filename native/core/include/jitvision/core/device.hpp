@@ -11,11 +11,22 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // "auto" | "cpu" | "cuda"; throws UsageError otherwise.
 DeviceChoice parse_device_choice(std::string_view text);
 
+// LibTorch's CUDA backend. The core links only LibTorch's CPU library (JITVISION_LAZY_CUDA, the default build) and
+// loads libtorch_cuda.so, with RTLD_GLOBAL, only where a CUDA driver is installed: a GPU host behaves as if it were
+// linked, a CPU host never maps the CUDA libraries. Runs once per process, before the first CUDA query (LibTorch
+// remembers its CUDA hooks from that query on); resolve_device and runtime_info call it.
+struct CudaBackend {
+  bool loaded = false;
+  std::string state;  // one line for --version: "loaded from PATH", "not loaded: WHY" or "linked"
+};
+const CudaBackend& load_cuda_backend();
+
 // auto -> CUDA when a GPU is usable, else CPU. Throws DeviceError when CUDA is asked for and absent.
 torch::Device resolve_device(DeviceChoice choice);
 
 struct RuntimeInfo {
   std::string libtorch_version;
+  std::string cuda_backend;  // CudaBackend::state
   bool cuda_available = false;
   int cuda_device_count = 0;
   int cpu_threads = 0;

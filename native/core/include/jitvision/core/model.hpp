@@ -7,6 +7,7 @@
 #include <torch/script.h>
 #include <nlohmann/json.hpp>
 
+#include "jitvision/core/inference_form.hpp"
 #include "jitvision/core/model_format.hpp"
 
 namespace jitvision {
@@ -17,9 +18,10 @@ class Model {
  public:
   virtual ~Model() = default;
   virtual ModelFormat format() const = 0;
-  // Moves the model to `device` in `dtype`. A .pt2 package is compiled for one device and takes float32 (its inner
-  // precision is set at export): DeviceError for another device, UsageError for another dtype.
-  virtual void to(torch::Device device, torch::ScalarType dtype) = 0;
+  // Moves the model to `device` in `dtype` and puts it in `form` (inference_form.hpp: layout, freezing); call it once,
+  // before the first forward. A .pt2 package is compiled for one device and takes float32 (its inner precision and
+  // form are set at export, so `form` does not apply): DeviceError for another device, UsageError for another dtype.
+  virtual void to(torch::Device device, torch::ScalarType dtype, const InferenceForm& form) = 0;
   // One forward pass. The outputs flattened one level: a tensor, or each element of a tuple or list in order (an
   // element that is not a tensor is an undefined tensor). ModelError when the input does not fit the model.
   virtual std::vector<torch::Tensor> forward(const torch::Tensor& input) = 0;
