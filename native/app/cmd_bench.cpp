@@ -64,7 +64,7 @@ std::string shape_str(const std::vector<std::int64_t>& s) {
 
 CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
   auto* cmd = app.add_subcommand("bench", "Measure forward latency (and with --video the full detect pipeline)");
-  cmd->add_option("--model", o.model, "TorchScript model (detector or digit classifier)")->required();
+  cmd->add_option("--model", o.model, "TorchScript model or .pt2 package (detector or digit classifier)")->required();
   cmd->add_option("--device", o.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();

@@ -14,8 +14,8 @@
 namespace jitvision::app {
 
 CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
-  auto* cmd = app.add_subcommand("info", "Print a TorchScript model's contract and metadata");
-  cmd->add_option("model", o.model, "TorchScript file")->required();
+  auto* cmd = app.add_subcommand("info", "Print a model's format, contract and metadata");
+  cmd->add_option("model", o.model, "TorchScript file or .pt2 package")->required();
   cmd->add_flag("--json", o.json, "Print one JSON object instead of text");
   add_trust_model_flag(cmd, o.trust_model);
   cmd->add_flag("--graph", o.graph,
