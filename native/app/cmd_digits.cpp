@@ -86,12 +86,12 @@ int run_digits(const DigitsOptions& o) {
       continue;
     }
     try {
-      const cv::Mat image = io::read_image_bgr(item.path);
+      const cv::Mat image = io::read_image_bgr(item.path, o.live.max_pixels);
       batch.push_back(normalize_digit(as_tensor(view_of(image))));
       sources.push_back(item.path);
-    } catch (const InputError& e) {
-      report_error(e.what() +
-                   (std::string(e.what()).find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
+    } catch (...) {  // whatever one image does (corrupt, a bomb, no ink to find), the others are still read
+      const std::string why = failure_of(std::current_exception()).message;
+      report_error(why + (why.find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
       input_failed = true;
       continue;
     }

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "jitvision/io/image_header.hpp"
+
 namespace jitvision::app {
 
 struct DetectOptions {
@@ -33,6 +35,7 @@ struct DetectOptions {
   bool quiet = false;
   std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
   bool trust_model = false;  // --trust-model: skip the model firewall
+  std::int64_t max_pixels = io::kDefaultMaxPixels;  // --max-pixels: larger image files are skipped undecoded
 };
 
 // --trust-model, the same flag on every command that loads a model: load it without the model firewall
@@ -70,6 +73,7 @@ struct DetectSummary {
   int exit_code = 0;
   int workers = 1;             // inference workers side by side
   int threads_per_worker = 0;  // their intra-op threads
+  std::int64_t skipped = 0;    // frames that could not be used (each reported by a warning and a JSON record)
 };
 DetectSummary run_detect_pipeline(const DetectOptions& options);
 

@@ -89,6 +89,7 @@ CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
   job.source_options.open_timeout_ms = o.open_timeout_ms;
   job.source_options.read_timeout_ms = o.read_timeout_ms;
   job.source_options.reconnect = o.reconnect;
+  job.source_options.max_pixels = o.max_pixels;
   job.max_frames = o.max_frames;
   job.prepare = [&detector](const cv::Mat& m) {
     return detector.prepare(as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]}));
@@ -125,6 +126,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   Progress progress;
   run_pipeline(p, capture, InferenceJob{models.detector.get(), models.reader.get(), intra_op}, workers, t.capture,
                [&](Result& r) {
+                 if (!r.fault.empty()) return outputs.write(r);  // a skipped frame: its JSON record only
                  Stopwatch sw;
                  progress.begin_frame(since_start.elapsed_ms());
                  t.preprocess.add(r.times.preprocess_ms);
@@ -141,7 +143,8 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   } catch (...) {
     p.fail(std::current_exception(), "output", true);
   }
-  const auto summary = summarise(t, progress, since_start.elapsed_ms(), static_cast<int>(p.status.code()), setup);
+  auto summary = summarise(t, progress, since_start.elapsed_ms(), static_cast<int>(p.status.code()), setup);
+  summary.skipped = p.skipped;
   if (!o.quiet) print_summary(summary, t, setup, received_stop_signal());
   return summary;
 }

@@ -27,6 +27,12 @@ nlohmann::json result_json(const Result& r, const std::vector<std::string>& name
           {"detections", std::move(dets)}};
 }
 
+nlohmann::json fault_json(const Result& r) {
+  return {{"source", escape_invalid_utf8(r.frame.source)},
+          {"frame", r.frame.index},
+          {"error", escape_invalid_utf8(r.fault)}};
+}
+
 Outputs::Outputs(const DetectOptions& o, std::vector<std::string> names) : names_(std::move(names)) {
   if (!o.json.empty()) json_ = std::make_unique<io::JsonLinesSink>(o.json);
   if (!o.save_dir.empty()) image_dir_ = std::make_unique<io::ImageDirSink>(o.save_dir);
@@ -36,6 +42,10 @@ Outputs::Outputs(const DetectOptions& o, std::vector<std::string> names) : names
 }
 
 bool Outputs::write(Result& r) {
+  if (!r.fault.empty()) {
+    if (json_) json_->write_line(fault_json(r).dump());
+    return true;
+  }
   if (json_) json_->write_line(result_json(r, names_).dump());
   bool keep_going = true;
   if (image_dir_ || video_ || window_) {

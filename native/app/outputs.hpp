@@ -18,6 +18,9 @@ namespace jitvision::app {
 // (escape_invalid_utf8).
 nlohmann::json result_json(const Result& r, const std::vector<std::string>& names);
 
+// A skipped frame's JSON line (Result::fault): {"source", "frame", "error"}.
+nlohmann::json fault_json(const Result& r);
+
 // The class's name, or its index as text when the model names fewer classes.
 std::string class_name(int cls, const std::vector<std::string>& names);
 
@@ -25,8 +28,8 @@ class Outputs {
  public:
   // Opens what `o` asks for; throws OutputError (bad path, no display for the window).
   Outputs(const DetectOptions& o, std::vector<std::string> names);
-  // Writes one result (the frame is drawn on in place). False when the user closed the window or pressed q/Esc.
-  // Throws OutputError when an output cannot be written.
+  // Writes one result (the frame is drawn on in place); a skipped frame only gets its JSON record. False when the
+  // user closed the window or pressed q/Esc. Throws OutputError when an output cannot be written.
   bool write(Result& r);
   // Finalises the video file (also done by the destructor).
   void close();

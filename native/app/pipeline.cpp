@@ -51,6 +51,20 @@ int rank(ExitCode code) {
   }
 }
 
+// Letterboxes a frame. Whatever fails here (a frame too thin to letterbox throws inside OpenCV; a huge one runs out
+// of memory) fails for this frame only: it becomes an io::FrameError.
+PreparedFrame prepare_frame(const CaptureJob& job, const io::Frame& frame) {
+  try {
+    return job.prepare(frame.image);
+  } catch (...) {
+    const Failure f = failure_of(std::current_exception());
+    throw io::FrameError(frame.source, frame.index,
+                         "frame " + std::to_string(frame.index) + " of " + frame.source + " (" +
+                             std::to_string(frame.image.cols) + "x" + std::to_string(frame.image.rows) +
+                             ") cannot be letterboxed: " + f.message);
+  }
+}
+
 // Reads one source to its end (or --max-frames, or a stop). An unreadable item of an image list is reported and
 // skipped; any other jitvision::Error (a source that cannot be opened or is lost for good) ends this source only.
 // Anything else propagates: it is fatal.
@@ -76,9 +90,17 @@ void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec,
       if (!frame) break;
       capture_ms.add(sw.elapsed_ms());
       ++taken;
-      auto prepared = job.prepare(frame->image);
-      if (!p.frames.push(CapturedFrame{seq++, std::move(*frame), source->fps(), std::move(prepared)})) break;
-    } catch (const InputError&) {  // one unreadable image of a list: report it and go on
+      auto prepared = prepare_frame(job, *frame);
+      if (!p.frames.push(CapturedFrame{seq++, std::move(*frame), source->fps(), std::move(prepared), {}})) break;
+    } catch (const io::FrameError& e) {  // one bad frame: skipped, reported in its place by the output stage
+      ++taken;
+      CapturedFrame fault;
+      fault.seq = seq++;
+      fault.frame.source = e.source();
+      fault.frame.index = e.index();
+      fault.fault = e.what();
+      if (!p.frames.push(std::move(fault))) break;
+    } catch (const InputError&) {  // one unreadable argument of a list (missing, not a file): report it and go on
       p.fail(std::current_exception(), "capture", false);
     } catch (const Error&) {  // the source is gone for good
       p.fail(std::current_exception(), "capture", false);
@@ -103,6 +125,12 @@ void inference_stage(Pipeline& p, const InferenceJob& job) {
     Result r;
     r.seq = item->seq;
     r.source_fps = item->source_fps;
+    if (!item->fault.empty()) {  // passed on in its place, to be reported in capture order
+      r.frame = std::move(item->frame);
+      r.fault = std::move(item->fault);
+      if (!p.results.push(std::move(r))) break;
+      continue;
+    }
     r.detections = job.detector->infer(item->prepared, &r.times);
     if (job.reader) {
       Stopwatch sw;
@@ -132,6 +160,11 @@ std::optional<Result> next_result(Pipeline& p, InOrder<Result>& in_order) {
 void output_stage(Pipeline& p, const std::function<bool(Result&)>& consume) {
   InOrder<Result> in_order;
   while (auto r = next_result(p, in_order)) {
+    if (!r->fault.empty()) {
+      report_warning("skipped: " + r->fault);
+      p.status.record(ExitCode::Input);
+      ++p.skipped;
+    }
     if (!consume(*r)) p.request_stop();
   }
 }

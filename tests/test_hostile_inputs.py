@@ -1,0 +1,159 @@
+"""Hostile and broken inputs (issue #11): each test asserts what a user sees (the exit code, the one line, the results
+that are still there, a time or memory bound), never just that the app ran.
+
+Per-frame faults skip the frame, not the source (a warning, an error record in the JSON, "N skipped" in the summary,
+exit 5); image files are bounded before they are decoded (--max-pixels, default 100 megapixels)."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+EXIT_INPUT = 5
+PROCESS_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def model(repo_root) -> Path:
+    return repo_root / "models" / "digits_yolov5n.torchscript"
+
+
+def detect(model, *sources, extra=()):
+    args = ["detect", "--model", model, "--img", "64", "--threads", "1", "--device", "cpu"]
+    for s in sources:
+        args += ["--source", s]
+    return [*args, *extra]
+
+
+def lines_with(stderr: str, prefix: str):
+    return [line for line in stderr.splitlines() if line.startswith(prefix)]
+
+
+def json_rows(text: str):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def write_png_bomb(path: Path, side: int) -> Path:
+    """A valid 1-bit grey PNG of side x side pixels, all black: about 110 KB for 30000, 2.7 GB once decoded to BGR."""
+    row = b"\0" * (1 + (side + 7) // 8)
+    packer = zlib.compressobj(9)
+    rows_per_chunk = 1000
+    data = b"".join(packer.compress(row * min(rows_per_chunk, side - start))
+                    for start in range(0, side, rows_per_chunk)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) +
+                     png_chunk(b"IEND", b""))
+    return path
+
+
+def run_with_peak_rss(args, timeout: float):
+    """Runs the binary and waits for it with wait4, which gives this child's own peak RSS (MiB)."""
+    start = time.monotonic()
+    with open(os.devnull, "rb") as stdin:
+        proc = subprocess.Popen([str(a) for a in args], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            pytest.fail(f"{args} still running after {timeout} s")
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    return proc.returncode, out, err, usage.ru_maxrss / 1024, time.monotonic() - start
+
+
+# --- item 6: a bad frame is skipped, not its source ------------------------------------------------------------------
+
+def test_a_frame_too_thin_to_letterbox_is_skipped_and_the_rest_of_the_folder_is_read(run_cli, model, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((96, 128, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / "b.png"), np.full((5000, 2, 3), 90, np.uint8))  # 2x5000: letterboxes to 0 pixels wide
+    cv2.imwrite(str(folder / "c.png"), np.full((96, 128, 3), 200, np.uint8))
+    out = tmp_path / "out.jsonl"
+    result = run_cli(detect(model, folder, extra=["--json", out]), timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == EXIT_INPUT, result.stderr
+    assert not lines_with(result.stderr, "jitvision: error: "), result.stderr
+    warnings = lines_with(result.stderr, "jitvision: warning: skipped: ")
+    assert len(warnings) == 1 and "b.png (2x5000) cannot be letterboxed" in warnings[0], result.stderr
+    rows = json_rows(out.read_text())
+    assert [Path(r["source"]).name for r in rows] == ["a.png", "b.png", "c.png"]
+    assert rows[0]["shape"] == [96, 128] and rows[2]["shape"] == [96, 128]
+    assert rows[1] == {"source": str(folder / "b.png"), "frame": 0, "error": warnings[0].split("skipped: ", 1)[1]}
+    assert any("2 frames from 1 source(s)" in line and "1 skipped" in line for line in result.stderr.splitlines())
+
+
+# --- item 8: image files are bounded before they are decoded ---------------------------------------------------------
+
+def test_a_png_bomb_is_skipped_undecoded_and_the_run_stays_small(jitvision_bin, model, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((96, 128, 3), 90, np.uint8))
+    bomb = write_png_bomb(folder / "b.png", 30000)
+    assert bomb.stat().st_size < 1 << 20
+    code, out, err, rss_mib, _ = run_with_peak_rss([jitvision_bin, *detect(model, folder, extra=["--json", "-"])],
+                                                   PROCESS_TIMEOUT_S)
+    assert code == EXIT_INPUT, err
+    warnings = lines_with(err, "jitvision: warning: skipped: ")
+    assert len(warnings) == 1 and "30000x30000" in warnings[0] and "--max-pixels limit of 100000000" in warnings[0]
+    assert [Path(r["source"]).name for r in json_rows(out)] == ["a.png", "b.png"]
+    assert rss_mib < 1500, f"peak RSS {rss_mib:.0f} MiB: the 2.7 GB bomb was decoded"
+
+
+def test_one_bomb_in_a_digits_batch_keeps_the_other_results(jitvision_bin, tmp_path):
+    digit = np.full((28, 28), 255, np.uint8)
+    cv2.line(digit, (14, 4), (14, 24), 0, 3)
+    cv2.imwrite(str(tmp_path / "a.png"), digit)
+    write_png_bomb(tmp_path / "b.png", 30000)
+    cv2.imwrite(str(tmp_path / "c.png"), digit)
+    code, out, err, rss_mib, _ = run_with_peak_rss([jitvision_bin, "digits", "--json", tmp_path], PROCESS_TIMEOUT_S)
+    assert code == EXIT_INPUT, err
+    errors = lines_with(err, "jitvision: error: ")
+    assert len(errors) == 1 and "b.png" in errors[0] and "--max-pixels" in errors[0], err
+    assert [Path(r["source"]).name for r in json_rows(out)] == ["a.png", "c.png"]
+    assert rss_mib < 1500, f"peak RSS {rss_mib:.0f} MiB"
+
+
+def test_max_pixels_can_be_lowered(run_cli, model, tmp_path):
+    image = tmp_path / "photo.jpg"
+    cv2.imwrite(str(image), np.full((100, 200, 3), 90, np.uint8))
+    result = run_cli(detect(model, image, extra=["--json", "-", "--max-pixels", "19999"]), timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == EXIT_INPUT, result.stderr
+    assert "200x100 (20000 pixels), over the --max-pixels limit of 19999" in result.stderr
+    result = run_cli(detect(model, image, extra=["--json", "-", "--max-pixels", "20000"]), timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    assert json_rows(result.stdout)[0]["shape"] == [100, 200]
+
+
+# --- item 9: messages say what is really wrong ------------------------------------------------------------------------
+
+def test_a_missing_file_with_a_bang_in_its_name_is_missing_not_a_pipeline(run_cli, model, tmp_path):
+    missing = tmp_path / "missing!.jpg"
+    result = run_cli(detect(model, missing), timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == EXIT_INPUT, result.stderr
+    errors = lines_with(result.stderr, "jitvision: error: ")
+    assert errors == [f"jitvision: error: image {missing} does not exist"], result.stderr
+
+
+def test_a_symlink_loop_is_named_as_one(run_cli, tmp_path):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    result = run_cli(["digits", loop], timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == EXIT_INPUT, result.stderr
+    assert lines_with(result.stderr, "jitvision: error: ") == [f"jitvision: error: image {loop} is a symlink loop"]
