@@ -157,3 +157,57 @@ def test_a_symlink_loop_is_named_as_one(run_cli, tmp_path):
     result = run_cli(["digits", loop], timeout=PROCESS_TIMEOUT_S)
     assert result.returncode == EXIT_INPUT, result.stderr
     assert lines_with(result.stderr, "jitvision: error: ") == [f"jitvision: error: image {loop} is a symlink loop"]
+
+
+# --- item 4: write errors are errors ----------------------------------------------------------------------------------
+
+def noise_video(path: Path, frames: int) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(frames):
+        writer.write(np.random.default_rng(i).integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_video_cut_off_by_a_full_disk_is_exit_6_and_the_json_is_kept(jitvision_bin, model, tmp_path):
+    import resource
+
+    clip = noise_video(tmp_path / "clip.avi", 40)
+    out = tmp_path / "out.mp4"
+    limit = 300 * 1024  # a file size limit (ulimit -f) stands in for a full disk: writes past it fail with EFBIG
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([str(jitvision_bin), *map(str, detect(model, clip, extra=["--json", "-", "--save-video",
+                                                                                     out, "--quiet"]))],
+                          capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, preexec_fn=limit_file_size)
+    assert proc.returncode == 6, proc.stderr  # not killed by SIGXFSZ, not exit 0 with a broken file
+    errors = lines_with(proc.stderr, "jitvision: error: ")
+    assert errors == [f"jitvision: error: video {out} is not playable (its container was not finished: disk full or "
+                      "a file size limit?); 0 of 40 frames made it"], proc.stderr
+    assert len(json_rows(proc.stdout)) == 40
+
+
+def test_a_video_that_fits_is_checked_and_passes(run_cli, model, tmp_path):
+    clip = noise_video(tmp_path / "clip.avi", 12)
+    for name in ("out.mp4", "out.avi", "out.mkv"):
+        result = run_cli(detect(model, clip, extra=["--save-video", tmp_path / name, "--quiet"]),
+                         timeout=PROCESS_TIMEOUT_S)
+        assert result.returncode == 0, result.stderr
+        capture = cv2.VideoCapture(str(tmp_path / name))
+        count = 0
+        while capture.read()[0]:
+            count += 1
+        assert count == 12, name
+
+
+@pytest.mark.parametrize("args", [["--version"], ["info", "models/mnist.torchscript"],
+                                  ["info", "--json", "models/mnist.torchscript"]])
+def test_a_full_stdout_is_exit_6_with_one_line(jitvision_bin, repo_root, args):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([str(jitvision_bin), *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                              cwd=repo_root, timeout=PROCESS_TIMEOUT_S)
+    assert proc.returncode == 6, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jitvision: error: cannot write to standard output"), lines

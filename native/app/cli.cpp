@@ -57,8 +57,10 @@ void print_version(std::ostream& out) {
 }
 
 int run_cli(int argc, char** argv) {
-  // A closed stdout pipe must become a write error we report, not a silent death by SIGPIPE.
+  // A closed stdout pipe must become a write error we report, not a silent death by SIGPIPE; likewise a file that
+  // reaches the file size limit (ulimit -f) must fail its write (EFBIG), not kill the process with SIGXFSZ.
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);
   io::quiet_opencv_logging();
 
   CLI::App app{"jitvision: run TorchScript models exported from PyTorch on images, video, cameras and streams"};
@@ -84,6 +86,7 @@ int run_cli(int argc, char** argv) {
   try {
     if (version) {
       print_version(std::cout);
+      check_stdout();
       return 0;
     }
     return run_chosen(app, c);

@@ -73,8 +73,7 @@ int run_digits(const DigitsOptions& o) {
     if (batch.empty()) return;
     const auto results = classifier.classify(torch::stack(batch));
     for (std::size_t i = 0; i < results.size(); ++i) print_result(sources[i], results[i], o.json);
-    std::cout.flush();
-    if (!std::cout) throw OutputError("cannot write results to standard output");
+    check_stdout();
     sources.clear();
     batch.clear();
   };

@@ -1,5 +1,7 @@
 #include "failure.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <new>
 
@@ -22,6 +24,16 @@ std::string one_line(std::string text) {
 }  // namespace
 
 void report_error(const std::string& message) { std::cerr << "jitvision: error: " << message << std::endl; }
+
+void check_stdout() {
+  errno = 0;
+  std::cout.flush();
+  if (!std::cout) {
+    const int error = errno;
+    throw OutputError(std::string("cannot write to standard output") +
+                      (error != 0 ? std::string(": ") + std::strerror(error) : std::string()));
+  }
+}
 void report_warning(const std::string& message) { std::cerr << "jitvision: warning: " << message << std::endl; }
 
 Failure failure_of(std::exception_ptr error) noexcept {

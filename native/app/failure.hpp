@@ -14,6 +14,10 @@ void report_warning(const std::string& message);
 // Prints the error as the one line users see: "jitvision: error: MESSAGE".
 void report_error(const std::string& message);
 
+// Flushes standard output and throws OutputError (exit 6) when anything written to it was lost (a full disk, a
+// closed pipe): a command whose output is its result must not exit 0 without it.
+void check_stdout();
+
 struct Failure {
   ExitCode code = ExitCode::Internal;
   std::string message;  // one line, without the "jitvision: error: " prefix
