@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 EXIT_INPUT = 5
 PROCESS_TIMEOUT_S = 120
@@ -211,3 +212,101 @@ def test_a_full_stdout_is_exit_6_with_one_line(jitvision_bin, repo_root, args):
     assert proc.returncode == 6, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("jitvision: error: cannot write to standard output"), lines
+
+
+# --- item 9: codes and messages -----------------------------------------------------------------------------------
+
+class FailsInForward(torch.nn.Module):
+    """Pure (passes the firewall), but its forward fails on every input: view(-1, 5) of 784 or 3*H*W elements."""
+
+    def forward(self, x):
+        return x.view(-1, 5)
+
+
+DETECTOR_META = {"task": "detect", "dynamic": True, "letterbox": "rect", "stride": 32, "img_size": 64, "names": ["a"]}
+
+
+def bundled_digits_meta(repo_root) -> dict:
+    extra = {"jitvision.json": ""}
+    torch.jit.load(str(repo_root / "models" / "mnist.torchscript"), _extra_files=extra)
+    return json.loads(extra["jitvision.json"])
+
+
+def save_model(path: Path, meta: dict) -> Path:
+    torch.jit.save(torch.jit.script(FailsInForward()), str(path), _extra_files={"jitvision.json": json.dumps(meta)})
+    return path
+
+
+@pytest.fixture
+def digit_image(tmp_path) -> Path:
+    digit = np.full((28, 28), 255, np.uint8)
+    cv2.line(digit, (14, 4), (14, 24), 0, 3)
+    cv2.imwrite(str(tmp_path / "digit.png"), digit)
+    return tmp_path / "digit.png"
+
+
+def test_a_model_that_fails_in_forward_is_exit_3_with_one_line(run_cli, repo_root, tmp_path, digit_image):
+    digits_model = save_model(tmp_path / "digits.torchscript", bundled_digits_meta(repo_root))
+    detector = save_model(tmp_path / "detector.torchscript", DETECTOR_META)
+    for args, what in ((["digits", "--model", digits_model, digit_image], f"the digit model {digits_model} failed"),
+                       (detect(detector, digit_image), f"the model failed on frame 0 of {digit_image}")):
+        result = run_cli(args, timeout=PROCESS_TIMEOUT_S)
+        assert result.returncode == 3, result.stderr
+        errors = lines_with(result.stderr, "jitvision: error: ")
+        assert len(errors) == 1 and errors[0].startswith(f"jitvision: error: {what}: RuntimeError: shape '[-1, 5]' "
+                                                         "is invalid for input of size"), result.stderr
+        assert "Traceback" not in result.stderr
+    verbose = run_cli(["--verbose", "digits", "--model", digits_model, digit_image], timeout=PROCESS_TIMEOUT_S)
+    assert verbose.returncode == 3 and "Traceback of TorchScript" in verbose.stderr, verbose.stderr
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0])
+def test_a_digit_model_with_a_std_that_is_not_positive_is_a_model_error(run_cli, repo_root, tmp_path, digit_image,
+                                                                        std):
+    from jitvision.errors import ModelError
+    from jitvision.model_file import load_model, read_contract
+
+    meta = bundled_digits_meta(repo_root)
+    meta["normalize"]["std"] = [std]
+    model = save_model(tmp_path / "std.torchscript", meta)
+    message = f"model file {model} has normalize std {std:g}, not a positive number"
+    result = run_cli(["digits", "--model", model, digit_image], timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 3, result.stderr
+    assert lines_with(result.stderr, "jitvision: error: ") == [f"jitvision: error: {message}"]
+    with pytest.raises(ModelError, match=re_escape(message)):
+        read_contract(load_model(str(model))).as_classifier()
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+@pytest.mark.parametrize("option", [["--conf", "0.5"], ["--save-video", "x.mp4"], ["--detector", "d.torchscript"],
+                                    ["--max-frames", "3"]])
+def test_live_options_given_to_digit_images_are_usage_errors(run_cli, digit_image, option):
+    result = run_cli(["digits", digit_image, *option], timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 2, result.stderr
+    assert lines_with(result.stderr, "jitvision: error: ") == [
+        f"jitvision: error: {option[0]} applies to live mode (--source) only, not to digit images"]
+    assert result.stdout == ""
+
+
+def test_options_digit_images_use_are_accepted(run_cli, digit_image):
+    result = run_cli(["digits", "--json", digit_image, "--threads", "1", "--max-pixels", "784"],
+                     timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    assert json_rows(result.stdout)[0]["digit"] == 1
+
+
+def test_pgm_and_pbm_inputs_are_saved_as_png(run_cli, model, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.pgm"), np.full((64, 80), 100, np.uint8))
+    cv2.imwrite(str(folder / "b.pbm"), np.full((64, 80), 255, np.uint8))
+    out = tmp_path / "out"
+    result = run_cli(detect(model, folder, extra=["--save-dir", out, "--quiet"]), timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert cv2.imread(str(out / "a.png")).shape == (64, 80, 3)

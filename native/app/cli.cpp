@@ -69,6 +69,8 @@ int run_cli(int argc, char** argv) {
   app.add_flag(
       "--version", version,
       "Print the jitvision, LibTorch and OpenCV versions, whether CUDA is usable and the file extensions read");
+  bool verbose = false;
+  app.add_flag("--verbose", verbose, "Model runtime errors print LibTorch's whole message (the TorchScript traceback)");
   Commands c;
   c.digits_cmd = add_digits_command(app, c.digits);
   c.detect_cmd = add_detect_command(app, c.detect);
@@ -83,6 +85,7 @@ int run_cli(int argc, char** argv) {
     report_error(std::string(e.what()) + " (see jitvision --help)");
     return static_cast<int>(ExitCode::Usage);
   }
+  set_verbose(verbose);
   try {
     if (version) {
       print_version(std::cout);

@@ -57,6 +57,8 @@ struct DigitsOptions {
   std::vector<std::string> inputs;
   std::string detector;  // live mode: the digit detector (default: the bundled one)
   DetectOptions live;    // live mode: --source and the stream options
+  // The options image mode refuses (UsageError) rather than ignore.
+  std::vector<const CLI::Option*> live_only;
 };
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& options);
 int run_digits(const DigitsOptions& options);

@@ -131,10 +131,14 @@ void inference_stage(Pipeline& p, const InferenceJob& job) {
       if (!p.results.push(std::move(r))) break;
       continue;
     }
-    r.detections = job.detector->infer(item->prepared, &r.times);
+    // The model's own code failing is a model error (exit 3), not a bug of ours.
+    const auto failed = [&] {
+      return "the model failed on frame " + std::to_string(item->frame.index) + " of " + item->frame.source;
+    };
+    r.detections = run_model([&] { return job.detector->infer(item->prepared, &r.times); }, failed);
     if (job.reader) {
       Stopwatch sw;
-      r.reads = read_digits(*job.reader, item->frame.image, r.detections);
+      r.reads = run_model([&] { return read_digits(*job.reader, item->frame.image, r.detections); }, failed);
       r.read_ms = sw.elapsed_ms();
     }
     r.frame = std::move(item->frame);

@@ -241,7 +241,20 @@ def _read_classifier(model: LoadedModel) -> ClassifierContract:
         raise ModelError(f"model file {model.path} expects input {contract.input_shape}, not [N, C, H, W]")
     if not contract.labels:
         raise ModelError(f"model file {model.path} lists no class labels")
+    _check_normalisation(model.path, contract)
     return contract
+
+
+def _check_normalisation(path: str, contract: ClassifierContract) -> None:
+    """(pixel * 255 / scale - mean) / std must be finite: a std or scale of 0 turns every probability into NaN."""
+    if not (math.isfinite(contract.scale) and contract.scale > 0):
+        raise ModelError(f"model file {path} has normalize scale {contract.scale:g}, not a positive number")
+    for std in contract.std:
+        if not (math.isfinite(std) and std > 0):
+            raise ModelError(f"model file {path} has normalize std {std:g}, not a positive number")
+    for mean in contract.mean:
+        if not math.isfinite(mean):
+            raise ModelError(f"model file {path} has normalize mean {mean:g}, not a finite number")
 
 
 def read_contract(model: LoadedModel) -> ModelContract:

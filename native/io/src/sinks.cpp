@@ -311,7 +311,10 @@ ImageDirSink::ImageDirSink(std::string dir) : dir_(std::move(dir)) {
 void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image) {
   std::string name;
   if (single_image) {
-    name = unique_name(source, fs::path(source).filename().string());
+    fs::path file = fs::path(source).filename();
+    // PGM and PBM hold grey or 1-bit pixels; the annotated frame is in colour: it is saved as PNG.
+    if (const auto ext = lower(file.extension().string()); ext == ".pgm" || ext == ".pbm") file.replace_extension(".png");
+    name = unique_name(source, file.string());
   } else {
     char number[24];
     std::snprintf(number, sizeof number, "_%06lld.jpg", static_cast<long long>(frame));

@@ -62,7 +62,8 @@ class VideoFileSink {
   std::int64_t frames_ = 0;
 };
 
-// Saves annotated images into a directory: images keep their file name, video/live frames become
+// Saves annotated images into a directory: images keep their file name (.pgm and .pbm ones become .png: the
+// annotated frame is in colour), video/live frames become
 // <stem>_<frame, 6 digits>.jpg. When two sources would get the same name (a.jpg from two folders, two videos with
 // one stem), the later one gets a numbered name (a_2.jpg, a_3.jpg; clip_2_000001.jpg): never an overwrite within a run.
 // The directory is created (throws OutputError when it cannot be, or is not writable).
