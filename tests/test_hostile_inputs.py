@@ -310,3 +310,28 @@ def test_pgm_and_pbm_inputs_are_saved_as_png(run_cli, model, tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert cv2.imread(str(out / "a.png")).shape == (64, 80, 3)
+
+
+# --- item 2: names that are not UTF-8 -------------------------------------------------------------------------------
+
+def test_the_python_reference_detector_reads_a_non_utf8_name_like_the_app(run_cli, model, tmp_path, python_exe,
+                                                                          repo_root):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsencode(folder) + b"/caf\xe9.png"
+    ok, encoded = cv2.imencode(".png", np.full((96, 128, 3), 90, np.uint8))
+    with open(name, "wb") as file:
+        file.write(encoded.tobytes())
+    env = {**os.environ, "PYTHONPATH": str(repo_root / "python")}
+    python = subprocess.run([python_exe, "-m", "jitvision", "yolov5", "detect", "--model", str(model), "--img", "64",
+                             "--source", str(folder), "--json"], capture_output=True, timeout=PROCESS_TIMEOUT_S,
+                            env=env)
+    assert python.returncode == 0, python.stderr.decode()  # it segfaulted inside cv2 (-11)
+    cpp = run_cli(detect(model, folder, extra=["--json", "-", "--quiet"]), timeout=PROCESS_TIMEOUT_S)
+    assert cpp.returncode == 0, cpp.stderr
+    py_row, cpp_row = json_rows(python.stdout.decode())[0], json_rows(cpp.stdout)[0]
+    assert py_row["source"] == cpp_row["source"] == f"{folder}/caf\\xe9.png"
+    assert py_row["shape"] == cpp_row["shape"] == [96, 128]
+    text = subprocess.run([python_exe, "-m", "jitvision", "yolov5", "detect", "--model", str(model), "--img", "64",
+                           "--source", str(folder)], capture_output=True, timeout=PROCESS_TIMEOUT_S, env=env)
+    assert text.returncode == 0 and b"caf\\xe9.png frame 0" in text.stdout, text.stderr.decode()

@@ -10,6 +10,7 @@ It is the oracle the C++ app is tested against: letterbox (:mod:`letterbox`), mo
 import glob
 import json
 import os
+import stat
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -95,14 +96,40 @@ def _expand(source: str) -> List[str]:
     return [source]
 
 
+MAX_IMAGE_FILE_BYTES = 100_000_000 * 8 + (1 << 20)  # the C++ app's bound at its default --max-pixels
+
+
+def read_image(path: str) -> Optional[np.ndarray]:
+    """The file's image (BGR), or None when it does not decode. Read as bytes and decoded from memory: cv2.imread
+    cannot take a name that is not UTF-8 (it crashes inside OpenCV). Opened without blocking and refused unless it
+    is a regular file of a bounded size (a FIFO named f.jpg must not hang the run)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"image {path} cannot be opened: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"image {path} is not a regular file")
+        if info.st_size > MAX_IMAGE_FILE_BYTES:
+            raise InputError(f"image {path} is {info.st_size} bytes, more than any image of at most 100000000 pixels")
+        data = file.read(info.st_size)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+
+
 def iter_frames(sources: Sequence[str]) -> Iterator[Tuple[str, int, np.ndarray]]:
     """(path, frame index, BGR image) for image files, directories, globs and video files, in order."""
     for path in (p for s in sources for p in _expand(s)):
         if os.path.splitext(path)[1].lower() not in VIDEO_EXTENSIONS:
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            image = read_image(path)
             if image is not None:
                 yield path, 0, image
                 continue
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"cannot read {escape_invalid_utf8(path)}: it is not an image, and OpenCV opens videos "
+                             "by UTF-8 names only") from None
         capture = cv2.VideoCapture(path)
         if not capture.isOpened():
             raise InputError(f"cannot read {path} as an image or a video")
@@ -120,9 +147,16 @@ def iter_frames(sources: Sequence[str]) -> Iterator[Tuple[str, int, np.ndarray]]
             raise InputError(f"{path} yielded no frames")
 
 
+def escape_invalid_utf8(name: str) -> str:
+    """A file name as the C++ app writes it to JSON (native/app/json_text.hpp): unchanged when it is valid UTF-8,
+    else each byte that is not part of a valid UTF-8 sequence as the four characters \\xNN (lower-case hex)."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
 def json_record(source: str, frame: int, image_bgr: np.ndarray, detections: List[Dict]) -> str:
-    """One JSON line; coordinates and confidences rounded to 4 decimals."""
+    """One JSON line; coordinates and confidences rounded to 4 decimals; ``source`` as escape_invalid_utf8 writes
+    it."""
     rounded = [{"cls": d["cls"], "name": d["name"], "conf": round(d["conf"], 4),
                 "xyxy": [round(v, 4) for v in d["xyxy"]]} for d in detections]
-    return json.dumps({"source": source, "frame": frame, "shape": list(image_bgr.shape[:2]),
+    return json.dumps({"source": escape_invalid_utf8(source), "frame": frame, "shape": list(image_bgr.shape[:2]),
                        "detections": rounded})
