@@ -335,3 +335,20 @@ def test_the_python_reference_detector_reads_a_non_utf8_name_like_the_app(run_cl
     text = subprocess.run([python_exe, "-m", "jitvision", "yolov5", "detect", "--model", str(model), "--img", "64",
                            "--source", str(folder)], capture_output=True, timeout=PROCESS_TIMEOUT_S, env=env)
     assert text.returncode == 0 and b"caf\\xe9.png frame 0" in text.stdout, text.stderr.decode()
+
+
+# --- item 3: nothing existing is overwritten without an explicit option ----------------------------------------------
+
+def test_an_earlier_runs_json_is_kept_unless_overwrite_is_given(run_cli, model, tmp_path):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((96, 128, 3), 90, np.uint8))
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"earlier": "results"}\n')
+    result = run_cli(detect(model, image, extra=["--json", out]), timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 2, result.stderr
+    assert lines_with(result.stderr, "jitvision: error: ") == [
+        f"jitvision: error: --json {out} exists (23 bytes); give --overwrite to replace it"]
+    assert out.read_text() == '{"earlier": "results"}\n'
+    result = run_cli(detect(model, image, extra=["--json", out, "--overwrite", "--quiet"]), timeout=PROCESS_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    assert json_rows(out.read_text())[0]["source"] == str(image)

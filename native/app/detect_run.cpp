@@ -102,6 +102,7 @@ CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
 DetectSummary run_detect_pipeline(const DetectOptions& o) {
   Stopwatch since_start;
   check_output_paths(o.sources, {o.model, o.reader_model}, {o.json, o.save_video, o.save_dir});
+  check_no_overwrite({o.json, o.save_video, o.save_dir}, o.overwrite);
   if (o.show && !io::display_available()) {  // before the model loads: the window is what the user asked for
     throw OutputError("--show needs a display, but none is reachable (DISPLAY is unset or the X server refuses)");
   }
