@@ -352,3 +352,16 @@ def test_an_earlier_runs_json_is_kept_unless_overwrite_is_given(run_cli, model, 
     result = run_cli(detect(model, image, extra=["--json", out, "--overwrite", "--quiet"]), timeout=PROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     assert json_rows(out.read_text())[0]["source"] == str(image)
+
+
+def test_the_python_reference_detector_reports_a_failing_model_in_one_line(tmp_path, digit_image, python_exe,
+                                                                          repo_root):
+    detector = save_model(tmp_path / "detector.torchscript", DETECTOR_META)
+    proc = subprocess.run([python_exe, "-m", "jitvision", "yolov5", "detect", "--model", str(detector), "--source",
+                           str(digit_image)], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
+                          env={**os.environ, "PYTHONPATH": str(repo_root / "python")})
+    assert proc.returncode == 3, proc.stderr
+    errors = lines_with(proc.stderr, "jitvision: error: ")
+    assert len(errors) == 1 and errors[0].startswith("jitvision: error: the model failed on an image of 28x28: "
+                                                     "RuntimeError: shape '[-1, 5]' is invalid"), proc.stderr
+    assert "Traceback" not in proc.stderr

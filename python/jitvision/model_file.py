@@ -245,6 +245,16 @@ def _read_classifier(model: LoadedModel) -> ClassifierContract:
     return contract
 
 
+def model_run_error(what: str, exc: BaseException) -> ModelError:
+    """A model's forward failed: a ModelError (exit 3) saying ``what`` failed, with the line of LibTorch's message that
+    says why (the last ``SomethingError: ...`` line after the TorchScript traceback), as the C++ model_run_error
+    (native/app/failure.hpp) writes it."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines if re.match(r"^\w+Error: ", line)]
+    reason = reasons[-1] if reasons else (lines[0] if lines else type(exc).__name__)
+    return ModelError(f"{what}: {reason}")
+
+
 def _check_normalisation(path: str, contract: ClassifierContract) -> None:
     """(pixel * 255 / scale - mean) / std must be finite: a std or scale of 0 turns every probability into NaN."""
     if not (math.isfinite(contract.scale) and contract.scale > 0):

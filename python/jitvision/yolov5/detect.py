@@ -20,7 +20,7 @@ import torch
 
 from jitvision.errors import InputError, ModelError
 from jitvision.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from jitvision.model_file import is_checkpoint, load_model, read_contract
+from jitvision.model_file import is_checkpoint, load_model, model_run_error, read_contract
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.letterbox import letterbox, to_input_tensor
 from jitvision.yolov5.model import fuse_conv_bn
@@ -71,7 +71,11 @@ def detect(detector: Detector, image_bgr: np.ndarray, img_size: Optional[int] = 
     padded, _ = letterbox(image_bgr, detector.input_shape(img_size), detector.stride, detector.rect)
     x = to_input_tensor(padded, detector.dtype)
     with torch.no_grad():
-        out = detector.module(x)
+        try:
+            out = detector.module(x)
+        except RuntimeError as exc:  # the model's own code failed: a model error, not a bug of ours
+            raise model_run_error(f"the model failed on an image of {image_bgr.shape[1]}x{image_bgr.shape[0]}",
+                                  exc) from None
     rows = (out[0] if isinstance(out, (tuple, list)) else out)[0]  # contract: (rows,); a bare tensor also works
     found = non_max_suppression(rows, conf_thres, iou_thres, classes, max_det)
     found[:, :4] = scale_boxes(found[:, :4], padded.shape[:2], image_bgr.shape[:2])
