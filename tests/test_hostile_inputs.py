@@ -203,12 +203,15 @@ def test_a_video_that_fits_is_checked_and_passes(run_cli, model, tmp_path):
         assert count == 12, name
 
 
+@pytest.mark.parametrize("app", ["c++", "python"])
 @pytest.mark.parametrize("args", [["--version"], ["info", "models/mnist.torchscript"],
                                   ["info", "--json", "models/mnist.torchscript"]])
-def test_a_full_stdout_is_exit_6_with_one_line(jitvision_bin, repo_root, args):
+def test_a_full_stdout_is_exit_6_with_one_line(jitvision_bin, repo_root, python_exe, args, app):
+    command = [str(jitvision_bin)] if app == "c++" else [python_exe, "-m", "jitvision"]
+    env = {**os.environ, "PYTHONPATH": str(repo_root / "python")}
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([str(jitvision_bin), *args], stdout=full, stderr=subprocess.PIPE, text=True,
-                              cwd=repo_root, timeout=PROCESS_TIMEOUT_S)
+        proc = subprocess.run([*command, *args], stdout=full, stderr=subprocess.PIPE, text=True, cwd=repo_root,
+                              timeout=PROCESS_TIMEOUT_S, env=env)
     assert proc.returncode == 6, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("jitvision: error: cannot write to standard output"), lines
