@@ -368,3 +368,32 @@ def test_the_python_reference_detector_reports_a_failing_model_in_one_line(tmp_p
     assert len(errors) == 1 and errors[0].startswith("jitvision: error: the model failed on an image of 28x28: "
                                                      "RuntimeError: shape '[-1, 5]' is invalid"), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- item 8: declared tensor sizes bounded by the storage in the file ------------------------------------------------
+
+class ViewBomb(torch.nn.Module):
+    """2 KB on disk, 8 GB of declared weights: a parameter that is a stride-0 view of two stored floats."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(2).as_strided((50000, 40000), (0, 0)))
+
+    def forward(self, x):
+        return x + 1
+
+
+def test_a_stride_0_weight_bomb_is_refused_by_both_apps(run_cli, tmp_path, python_exe, repo_root, digit_image):
+    path = tmp_path / "bomb.torchscript"
+    torch.jit.save(torch.jit.script(ViewBomb()), str(path))
+    assert path.stat().st_size < 10_000
+    expected = (f"jitvision: error: model file {path}: parameter w declares 2000000000 elements (shape [50000, 40000], "
+                "stride [0, 0]) over a storage of 2; refused before it is used")
+    env = {**os.environ, "PYTHONPATH": str(repo_root / "python")}
+    runs = [run_cli(["info", path], timeout=PROCESS_TIMEOUT_S),
+            run_cli(["digits", "--model", path, "--trust-model", digit_image], timeout=PROCESS_TIMEOUT_S),
+            subprocess.run([python_exe, "-m", "jitvision", "info", str(path)], capture_output=True, text=True,
+                           timeout=PROCESS_TIMEOUT_S, env=env)]
+    for proc in runs:
+        assert proc.returncode == 3, proc.stderr
+        assert lines_with(proc.stderr, "jitvision: error: ") == [expected]

@@ -98,6 +98,20 @@ class LoadedModel:
     official_config: Optional[Dict] = field(default=None)  # config.txt, when present and a JSON object
 
 
+def check_tensor_sizes(module: torch.nn.Module, path: str) -> None:
+    """ModelError naming the first parameter or buffer whose view declares more elements than its storage holds: a
+    stride-0 view lets a 2 KB file declare gigabytes, real as soon as the model moves to another device or dtype.
+    Run right after torch.jit.load; the C++ check_tensor_sizes (native/core/tensor_bounds.hpp) is the same rule."""
+    tensors = [("parameter", n, t) for n, t in module.named_parameters()]
+    tensors += [("buffer", n, t) for n, t in module.named_buffers()]
+    for kind, name, tensor in tensors:
+        stored = tensor.untyped_storage().nbytes() // tensor.element_size() if tensor.element_size() else 0
+        if tensor.numel() > stored:
+            raise ModelError(f"model file {path}: {kind} {name} declares {tensor.numel()} elements (shape "
+                             f"{list(tensor.shape)}, stride {list(tensor.stride())}) over a storage of {stored}; "
+                             "refused before it is used")
+
+
 def load_model(path: str, device: str = "cpu", trust_model: bool = False) -> LoadedModel:
     """Load a TorchScript file on ``device`` after the model firewall (:func:`jitvision.firewall.check_model`) has
     read it without running it; ModelError when it is missing, a checkpoint, not TorchScript, over a size limit or
@@ -116,6 +130,7 @@ def load_model(path: str, device: str = "cpu", trust_model: bool = False) -> Loa
             module = torch.jit.load(path, map_location=device, _extra_files=extras)
     except RuntimeError as exc:
         raise ModelError(f"cannot load TorchScript file {path}: {str(exc).splitlines()[0]}") from None
+    check_tensor_sizes(module, path)
     text = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in extras.items()}
     return LoadedModel(path, module.eval(), text, entries, _parse_json(text.get(METADATA_FILE)),
                        _parse_json(text.get(OFFICIAL_CONFIG_FILE)))
