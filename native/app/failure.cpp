@@ -52,6 +52,7 @@ ModelError model_run_error(const std::string& what, const std::exception& error)
 }
 
 void report_error(const std::string& message) { std::cerr << "jitvision: error: " << message << std::endl; }
+void report_warning(const std::string& message) { std::cerr << "jitvision: warning: " << message << std::endl; }
 
 void check_stdout() {
   errno = 0;
@@ -62,7 +63,6 @@ void check_stdout() {
                       (error != 0 ? std::string(": ") + std::strerror(error) : std::string()));
   }
 }
-void report_warning(const std::string& message) { std::cerr << "jitvision: warning: " << message << std::endl; }
 
 Failure failure_of(std::exception_ptr error) noexcept {
   try {

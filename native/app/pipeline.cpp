@@ -65,9 +65,10 @@ PreparedFrame prepare_frame(const CaptureJob& job, const io::Frame& frame) {
   }
 }
 
-// Reads one source to its end (or --max-frames, or a stop). An unreadable item of an image list is reported and
-// skipped; any other jitvision::Error (a source that cannot be opened or is lost for good) ends this source only.
-// Anything else propagates: it is fatal.
+// Reads one source to its end (or --max-frames, or a stop). A frame that cannot be used (io::FrameError: undecodable,
+// over --max-pixels, impossible to letterbox) goes on in its place as a fault; an argument of an image list that
+// names nothing readable is reported and skipped; any other jitvision::Error (a source that cannot be opened or is lost
+// for good) ends this source only. Anything else propagates: it is fatal.
 void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec, std::int64_t& seq,
                     TimingStats& capture_ms) {
   std::unique_ptr<io::FrameSource> source;
