@@ -81,7 +81,8 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
                   "Skip image files larger than this many pixels without decoding them (decompression bombs)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))
       ->capture_default_str();
-  cmd->add_flag("--overwrite", o.overwrite, "Replace an existing, non-empty --json or --save-video file");
+  cmd->add_flag("--overwrite", o.overwrite,
+                "Replace an existing, non-empty --json or --save-video file, and images already in --save-dir");
   cmd->add_flag("--quiet", o.quiet, "Print no summary");
 }
 

@@ -36,7 +36,7 @@ struct DetectOptions {
   std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
   bool trust_model = false;  // --trust-model: skip the model firewall
   std::int64_t max_pixels = io::kDefaultMaxPixels;  // --max-pixels: larger image files are skipped undecoded
-  bool overwrite = false;                           // --overwrite: replace an existing --json or --save-video file
+  bool overwrite = false;  // --overwrite: replace an existing --json, --save-video file or --save-dir image
 };
 
 // --trust-model, the same flag on every command that loads a model: load it without the model firewall

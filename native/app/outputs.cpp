@@ -35,7 +35,7 @@ nlohmann::json fault_json(const Result& r) {
 
 Outputs::Outputs(const DetectOptions& o, std::vector<std::string> names) : names_(std::move(names)) {
   if (!o.json.empty()) json_ = std::make_unique<io::JsonLinesSink>(o.json);
-  if (!o.save_dir.empty()) image_dir_ = std::make_unique<io::ImageDirSink>(o.save_dir);
+  if (!o.save_dir.empty()) image_dir_ = std::make_unique<io::ImageDirSink>(o.save_dir, o.overwrite);
   // The file is checked (extension, directory) now; the writer opens on the first frame, which fixes its size.
   if (!o.save_video.empty()) video_ = std::make_unique<io::VideoFileSink>(o.save_video, 0.0);
   if (o.show) window_ = std::make_unique<io::Window>("jitvision detect");

@@ -298,7 +298,7 @@ void VideoFileSink::close() {
 
 // --- ImageDirSink ----------------------------------------------------------------------------------------------------
 
-ImageDirSink::ImageDirSink(std::string dir) : dir_(std::move(dir)) {
+ImageDirSink::ImageDirSink(std::string dir, bool overwrite) : dir_(std::move(dir)), overwrite_(overwrite) {
   const std::string what = "cannot save images to " + dir_;
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -313,12 +313,13 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
   if (single_image) {
     fs::path file = fs::path(source).filename();
     // PGM and PBM hold grey or 1-bit pixels; the annotated frame is in colour: it is saved as PNG.
-    if (const auto ext = lower(file.extension().string()); ext == ".pgm" || ext == ".pbm") file.replace_extension(".png");
+    if (const auto ext = lower(file.extension().string()); ext == ".pgm" || ext == ".pbm")
+      file.replace_extension(".png");
     name = unique_name(source, file.string());
   } else {
     char number[24];
     std::snprintf(number, sizeof number, "_%06lld.jpg", static_cast<long long>(frame));
-    name = unique_name(source, file_stem(source)) + number;
+    name = unique_name(source, file_stem(source), number) + number;
   }
   const std::string path = (fs::path(dir_) / name).string();
   bool ok = false;
@@ -330,11 +331,15 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
   if (!ok) throw OutputError("cannot write image " + path);
 }
 
-std::string ImageDirSink::unique_name(const std::string& source, const std::string& name) {
+std::string ImageDirSink::unique_name(const std::string& source, const std::string& name, const std::string& suffix) {
   if (const auto it = name_of_.find(source); it != name_of_.end()) return it->second;
   const fs::path p(name);
   std::string chosen = name;
-  for (int n = 2; taken_.count(chosen) != 0; ++n) {
+  const auto taken = [&](const std::string& candidate) {
+    std::error_code ec;
+    return taken_.count(candidate) != 0 || (!overwrite_ && fs::exists(fs::path(dir_) / (candidate + suffix), ec));
+  };
+  for (int n = 2; taken(chosen); ++n) {
     chosen = p.stem().string() + "_" + std::to_string(n) + p.extension().string();
   }
   taken_.insert(chosen);
