@@ -397,3 +397,24 @@ def test_a_stride_0_weight_bomb_is_refused_by_both_apps(run_cli, tmp_path, pytho
     for proc in runs:
         assert proc.returncode == 3, proc.stderr
         assert lines_with(proc.stderr, "jitvision: error: ") == [expected]
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp", ".ppm", ".pgm", ".pbm", ".tif"])
+def test_the_python_header_reader_gives_the_size_opencv_wrote(ext):
+    from jitvision.image_header import image_header_size
+
+    image = np.full((23, 37) if ext in (".pgm", ".pbm") else (23, 37, 3), 120, np.uint8)
+    ok, encoded = cv2.imencode(ext, image)
+    assert ok and image_header_size(encoded.tobytes()) == (37, 23)
+    assert image_header_size(encoded.tobytes()[:5]) is None
+
+
+def test_the_python_reference_detector_does_not_decode_a_bomb(tmp_path, model, python_exe, repo_root):
+    bomb = write_png_bomb(tmp_path / "bomb.png", 30000)
+    proc = subprocess.run([python_exe, "-m", "jitvision", "yolov5", "detect", "--model", str(model), "--source",
+                           str(bomb)], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
+                          env={**os.environ, "PYTHONPATH": str(repo_root / "python")})
+    assert proc.returncode == EXIT_INPUT, proc.stderr
+    assert lines_with(proc.stderr, "jitvision: error: ") == [
+        f"jitvision: error: image {bomb} is 30000x30000 (900000000 pixels), over the --max-pixels limit of "
+        "100000000; not decoded"]

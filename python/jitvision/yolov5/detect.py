@@ -20,6 +20,7 @@ import torch
 
 from jitvision.errors import InputError, ModelError
 from jitvision.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from jitvision.image_header import DEFAULT_MAX_PIXELS, image_header_size, max_image_file_bytes
 from jitvision.model_file import is_checkpoint, load_model, model_run_error, read_contract
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.letterbox import letterbox, to_input_tensor
@@ -100,13 +101,11 @@ def _expand(source: str) -> List[str]:
     return [source]
 
 
-MAX_IMAGE_FILE_BYTES = 100_000_000 * 8 + (1 << 20)  # the C++ app's bound at its default --max-pixels
-
-
 def read_image(path: str) -> Optional[np.ndarray]:
     """The file's image (BGR), or None when it does not decode. Read as bytes and decoded from memory: cv2.imread
     cannot take a name that is not UTF-8 (it crashes inside OpenCV). Opened without blocking and refused unless it
-    is a regular file of a bounded size (a FIFO named f.jpg must not hang the run)."""
+    is a regular file of a bounded size (a FIFO named f.jpg must not hang the run); not decoded when its header
+    declares more than the C++ app's default --max-pixels (a decompression bomb)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -115,9 +114,14 @@ def read_image(path: str) -> Optional[np.ndarray]:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"image {path} is not a regular file")
-        if info.st_size > MAX_IMAGE_FILE_BYTES:
-            raise InputError(f"image {path} is {info.st_size} bytes, more than any image of at most 100000000 pixels")
+        if info.st_size > max_image_file_bytes(DEFAULT_MAX_PIXELS):
+            raise InputError(f"image {path} is {info.st_size} bytes, more than an image within --max-pixels "
+                             f"{DEFAULT_MAX_PIXELS} can take ({max_image_file_bytes(DEFAULT_MAX_PIXELS)})")
         data = file.read(info.st_size)
+    size = image_header_size(data)
+    if size and size[0] * size[1] > DEFAULT_MAX_PIXELS:
+        raise InputError(f"image {path} is {size[0]}x{size[1]} ({size[0] * size[1]} pixels), over the --max-pixels "
+                         f"limit of {DEFAULT_MAX_PIXELS}; not decoded")
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
 
 
