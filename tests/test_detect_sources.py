@@ -288,9 +288,15 @@ def test_unreadable_image_among_good_ones(run_cli, model, photo, tmp_path):
     (tmp_path / "b.jpg").write_text("not an image")
     cv2.imwrite(str(tmp_path / "c.jpg"), photo)
     result = run_cli([*detect_args(model, tmp_path), "--json", "-"], timeout=PROCESS_TIMEOUT_S)
-    assert_one_error(result, EXIT_INPUT, "b.jpg")
-    sources = [json.loads(line)["source"] for line in result.stdout.splitlines()]
-    assert sources == [str(tmp_path / "a.jpg"), str(tmp_path / "c.jpg")]
+    # One bad frame is skipped, not its source: a warning, an error record in its place, exit 5.
+    assert result.returncode == EXIT_INPUT, result.stderr
+    assert not errors_of(result.stderr)
+    warnings = [line for line in stderr_lines(result.stderr) if line.startswith("jitvision: warning: skipped: ")]
+    assert len(warnings) == 1 and "b.jpg" in warnings[0], result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in rows] == [str(tmp_path / n) for n in ("a.jpg", "b.jpg", "c.jpg")]
+    assert "detections" in rows[0] and "detections" in rows[2]
+    assert set(rows[1]) == {"source", "frame", "error"} and "not a readable image" in rows[1]["error"]
 
 
 @pytest.mark.parametrize("where", ["/proc/forbidden", "a-file"])

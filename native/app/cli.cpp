@@ -66,8 +66,10 @@ void print_version(std::ostream& out) {
 }
 
 int run_cli(int argc, char** argv) {
-  // A closed stdout pipe must become a write error we report, not a silent death by SIGPIPE.
+  // A closed stdout pipe must become a write error we report, not a silent death by SIGPIPE; likewise a file that
+  // reaches the file size limit (ulimit -f) must fail its write (EFBIG), not kill the process with SIGXFSZ.
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);
   io::quiet_opencv_logging();
 
   CLI::App app{"jitvision: run TorchScript models exported from PyTorch on images, video, cameras and streams"};
@@ -76,6 +78,8 @@ int run_cli(int argc, char** argv) {
   app.add_flag(
       "--version", version,
       "Print the jitvision, LibTorch and OpenCV versions, whether CUDA is usable and the file extensions read");
+  bool verbose = false;
+  app.add_flag("--verbose", verbose, "Model runtime errors print LibTorch's whole message (the TorchScript traceback)");
   Commands c;
   c.digits_cmd = add_digits_command(app, c.digits);
   c.detect_cmd = add_detect_command(app, c.detect);
@@ -90,9 +94,11 @@ int run_cli(int argc, char** argv) {
     report_error(std::string(e.what()) + " (see " + help_command(c) + ")");
     return static_cast<int>(ExitCode::Usage);
   }
+  set_verbose(verbose);
   try {
     if (version) {
       print_version(std::cout);
+      check_stdout();
       return 0;
     }
     return run_chosen(app, c);

@@ -271,6 +271,7 @@ int run_bench(const BenchOptions& o) {
   } else {
     print_text(o, out, t);
   }
+  check_stdout();
   return 0;
 }
 

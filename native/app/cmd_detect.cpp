@@ -133,6 +133,12 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
                   "Frames in the model at once on the CPU, each with threads/N threads (0: auto, 2 when there are 2 or "
                   "more threads; 1 gives the lowest latency per frame)")
       ->check(CLI::Range(0, 64));
+  cmd->add_option("--max-pixels", o.max_pixels,
+                  "Skip image files larger than this many pixels without decoding them (decompression bombs)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))
+      ->capture_default_str();
+  cmd->add_flag("--overwrite", o.overwrite,
+                "Replace an existing, non-empty --json or --save-video file, and images already in --save-dir");
   cmd->add_flag("--quiet", o.quiet, "Print no per-frame lines, no progress line and no summary");
 }
 

@@ -2,6 +2,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
@@ -45,9 +46,16 @@ CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
   cmd->add_option(
       "--source", o.live.sources,
       "Live mode: read every digit in video frames, cameras, streams or scenes (any detect source); repeatable");
+  const std::size_t image_mode_options = cmd->get_options().size();
   cmd->add_option("--detector", o.detector,
                   "Live mode: digit detector (default: the bundled models/digits_yolov5n.torchscript)");
   add_stream_options(cmd, o.live);
+  // The options image mode would silently ignore: live mode's, but for those image mode uses too.
+  const auto options = cmd->get_options();
+  for (std::size_t i = image_mode_options; i < options.size(); ++i) {
+    const std::string name = options[i]->get_name();
+    if (name != "--trust-model" && name != "--max-pixels" && name != "--threads") o.live_only.push_back(options[i]);
+  }
   return cmd;
 }
 
@@ -62,6 +70,12 @@ int run_digits(const DigitsOptions& o) {
     return run_detect(live);
   }
   if (o.inputs.empty()) throw UsageError("nothing to read: give digit images, directories or globs, or --source");
+  for (const auto* option : o.live_only) {
+    if (option->count() > 0) {
+      throw UsageError(option->get_name() + " applies to live mode (--source) only, not to digit images");
+    }
+  }
+  if (o.live.threads > 0) at::set_num_threads(o.live.threads);
   const auto device = resolve_device(parse_device_choice(o.device));
   const std::string model_path = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
   const DigitClassifier classifier(load_model(model_path, {o.live.trust_model}), device);
@@ -71,10 +85,10 @@ int run_digits(const DigitsOptions& o) {
   std::vector<torch::Tensor> batch;
   const auto flush = [&] {
     if (batch.empty()) return;
-    const auto results = classifier.classify(torch::stack(batch));
+    const auto results = run_model([&] { return classifier.classify(torch::stack(batch)); },
+                                   [&] { return "the digit model " + model_path + " failed"; });
     for (std::size_t i = 0; i < results.size(); ++i) print_result(sources[i], results[i], o.json);
-    std::cout.flush();
-    if (!std::cout) throw OutputError("cannot write results to standard output");
+    check_stdout();
     sources.clear();
     batch.clear();
   };
@@ -86,12 +100,12 @@ int run_digits(const DigitsOptions& o) {
       continue;
     }
     try {
-      const cv::Mat image = io::read_image_bgr(item.path);
+      const cv::Mat image = io::read_image_bgr(item.path, o.live.max_pixels);
       batch.push_back(normalize_digit(as_tensor(view_of(image))));
       sources.push_back(item.path);
-    } catch (const InputError& e) {
-      report_error(e.what() +
-                   (std::string(e.what()).find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
+    } catch (...) {  // whatever one image does (corrupt, a bomb, no ink to find), the others are still read
+      const std::string why = failure_of(std::current_exception()).message;
+      report_error(why + (why.find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
       input_failed = true;
       continue;
     }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "failure.hpp"
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/model.hpp"
@@ -57,6 +58,7 @@ int run_info(const InfoOptions& o) {
   }
   if (o.json) {
     std::cout << info.dump() << std::endl;
+    check_stdout();
     return 0;
   }
   std::cout << "model:      " << model.path << "\n"
@@ -73,6 +75,7 @@ int run_info(const InfoOptions& o) {
               << info["graph"].get<std::string>() << "\ncode (forward):\n"
               << info["code"].get<std::string>();
   }
+  check_stdout();
   return 0;
 }
 

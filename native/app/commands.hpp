@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "jitvision/core/inference_form.hpp"
+#include "jitvision/io/image_header.hpp"
 
 namespace jitvision::app {
 
@@ -52,6 +53,8 @@ struct DetectOptions {
   std::string reader_model;  // digit classifier reading each detection's crop (live digits); empty: none
   bool trust_model = false;  // --trust-model: skip the model firewall
   InferenceForm form;        // the detector's layout and freezing (bench sets it; detect keeps the default)
+  std::int64_t max_pixels = io::kDefaultMaxPixels;  // --max-pixels: larger image files are skipped undecoded
+  bool overwrite = false;  // --overwrite: replace an existing --json, --save-video file or --save-dir image
 };
 
 // --trust-model, the same flag on every command that loads a model: load it without the model firewall
@@ -73,6 +76,8 @@ struct DigitsOptions {
   std::vector<std::string> inputs;
   std::string detector;  // live mode: the digit detector (default: the bundled one)
   DetectOptions live;    // live mode: --source and the stream options
+  // The options image mode refuses (UsageError) rather than ignore.
+  std::vector<const CLI::Option*> live_only;
 };
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& options);
 int run_digits(const DigitsOptions& options);
@@ -89,6 +94,7 @@ struct DetectSummary {
   int exit_code = 0;
   int workers = 1;             // inference workers side by side
   int threads_per_worker = 0;  // their intra-op threads
+  std::int64_t skipped = 0;    // frames that could not be used (each reported by a warning and a JSON record)
 };
 DetectSummary run_detect_pipeline(const DetectOptions& options);
 

@@ -95,6 +95,7 @@ CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
   job.source_options.open_timeout_ms = o.open_timeout_ms;
   job.source_options.read_timeout_ms = o.read_timeout_ms;
   job.source_options.reconnect = o.reconnect;
+  job.source_options.max_pixels = o.max_pixels;
   job.max_frames = o.max_frames;
   job.vid_stride = o.vid_stride;
   job.prepare = [&detector](const cv::Mat& m) {
@@ -108,6 +109,7 @@ CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
 DetectSummary run_detect_pipeline(const DetectOptions& o) {
   Stopwatch since_start;
   check_output_paths(o.sources, {o.model, o.reader_model}, {o.json, o.save_video, o.save_dir});
+  check_no_overwrite({o.json, o.save_video, o.save_dir}, o.overwrite);
   if (o.show && !io::display_available()) {  // before the model loads: the window is what the user asked for
     throw OutputError("--show needs a display, but none is reachable (DISPLAY is unset or the X server refuses)");
   }
@@ -132,6 +134,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   Progress progress;
   run_pipeline(p, capture, InferenceJob{models.detector.get(), models.reader.get(), intra_op}, workers, t.capture,
                [&](Result& r) {
+                 if (!r.fault.empty()) return outputs.write(r);  // a skipped frame: its JSON record only
                  Stopwatch sw;
                  progress.begin_frame(since_start.elapsed_ms());
                  t.preprocess.add(r.times.preprocess_ms);
@@ -148,7 +151,8 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   } catch (...) {
     p.fail(std::current_exception(), "output", true);
   }
-  const auto summary = summarise(t, progress, since_start.elapsed_ms(), static_cast<int>(p.status.code()), setup);
+  auto summary = summarise(t, progress, since_start.elapsed_ms(), static_cast<int>(p.status.code()), setup);
+  summary.skipped = p.skipped;
   if (!o.quiet) print_summary(summary, t, setup, received_stop_signal());
   return summary;
 }

@@ -113,4 +113,20 @@ void check_output_paths(const std::vector<std::string>& sources, const std::vect
   }
 }
 
+void check_no_overwrite(const OutputPaths& outputs, bool overwrite) {
+  if (overwrite) return;
+  const std::pair<const char*, const std::string*> files[] = {{"--json", &outputs.json},
+                                                              {"--save-video", &outputs.save_video}};
+  for (const auto& [flag, path] : files) {
+    if (path->empty() || *path == "-") continue;
+    std::error_code ec;
+    const auto status = fs::status(*path, ec);
+    if (ec || !fs::is_regular_file(status)) continue;
+    const auto size = fs::file_size(*path, ec);
+    if (ec || size == 0) continue;
+    throw UsageError(std::string(flag) + " " + *path + " exists (" + std::to_string(size) +
+                     " bytes); give --overwrite to replace it");
+  }
+}
+
 }  // namespace jitvision::app

@@ -20,4 +20,9 @@ struct OutputPaths {
 void check_output_paths(const std::vector<std::string>& sources, const std::vector<std::string>& models,
                         const OutputPaths& outputs);
 
+// Throws UsageError (one line naming the file and --overwrite) when --json or --save-video names an existing,
+// non-empty regular file and `overwrite` (--overwrite) is not set: results of an earlier run are not replaced
+// silently. Empty files and non-regular ones (/dev/null, a pipe) are written as usual.
+void check_no_overwrite(const OutputPaths& outputs, bool overwrite);
+
 }  // namespace jitvision::app

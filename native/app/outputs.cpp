@@ -32,6 +32,12 @@ nlohmann::json result_json(const Result& r, const std::vector<std::string>& name
           {"detections", std::move(dets)}};
 }
 
+nlohmann::json fault_json(const Result& r) {
+  return {{"source", escape_invalid_utf8(r.frame.source)},
+          {"frame", r.frame.index},
+          {"error", escape_invalid_utf8(r.fault)}};
+}
+
 Outputs::Outputs(const DetectOptions& o, std::vector<std::string> names)
     : names_(std::move(names)),
       hide_labels_(o.hide_labels),
@@ -47,9 +53,9 @@ Outputs::Outputs(const DetectOptions& o, std::vector<std::string> names)
   }
   if (!o.json.empty()) json_ = std::make_unique<io::JsonLinesSink>(o.json);
   if (!o.save_dir.empty()) {
-    image_dir_ = std::make_unique<io::ImageDirSink>(o.save_dir);
+    image_dir_ = std::make_unique<io::ImageDirSink>(o.save_dir, o.overwrite);
   } else if (!run_dir_.empty() && !o.nosave) {  // the official default: annotated images in the run folder
-    image_dir_ = std::make_unique<io::ImageDirSink>(run_dir_);
+    image_dir_ = std::make_unique<io::ImageDirSink>(run_dir_, o.overwrite);
   }
   // The file is checked (extension, directory) now; the writer opens on the first frame, which fixes its size.
   if (!o.save_video.empty()) video_ = std::make_unique<io::VideoFileSink>(o.save_video, 0.0);
@@ -57,6 +63,10 @@ Outputs::Outputs(const DetectOptions& o, std::vector<std::string> names)
 }
 
 bool Outputs::write(Result& r) {
+  if (!r.fault.empty()) {
+    if (json_) json_->write_line(fault_json(r).dump());
+    return true;
+  }
   if (console_) console_->frame(r);
   if (run_files_) run_files_->write(r);  // before drawing: crops are cut from the frame as captured
   if (json_) json_->write_line(result_json(r, names_).dump());

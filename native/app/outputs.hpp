@@ -21,6 +21,9 @@ namespace jitvision::app {
 // (escape_invalid_utf8).
 nlohmann::json result_json(const Result& r, const std::vector<std::string>& names);
 
+// A skipped frame's JSON line (Result::fault): {"source", "frame", "error"}.
+nlohmann::json fault_json(const Result& r);
+
 // The class's name, or its index as text when the model names fewer classes.
 std::string class_name(int cls, const std::vector<std::string>& names);
 
@@ -31,8 +34,8 @@ class Outputs {
   Outputs(const DetectOptions& o, std::vector<std::string> names);
   Outputs(const Outputs&) = delete;
   Outputs& operator=(const Outputs&) = delete;
-  // Writes one result (the frame is drawn on in place). False when the user closed the window or pressed q/Esc.
-  // Throws OutputError when an output cannot be written.
+  // Writes one result (the frame is drawn on in place); a skipped frame only gets its JSON record. False when the
+  // user closed the window or pressed q/Esc. Throws OutputError when an output cannot be written.
   bool write(Result& r);
   // Finalises the video file (also done by the destructor) and says where the run folder is.
   void close();

@@ -51,9 +51,24 @@ int rank(ExitCode code) {
   }
 }
 
-// Reads one source to its end (or --max-frames, or a stop). An unreadable item of an image list is reported and
-// skipped; any other jitvision::Error (a source that cannot be opened or is lost for good) ends this source only.
-// Anything else propagates: it is fatal.
+// Letterboxes a frame. Whatever fails here (a frame too thin to letterbox throws inside OpenCV; a huge one runs out
+// of memory) fails for this frame only: it becomes an io::FrameError.
+PreparedFrame prepare_frame(const CaptureJob& job, const io::Frame& frame) {
+  try {
+    return job.prepare(frame.image);
+  } catch (...) {
+    const Failure f = failure_of(std::current_exception());
+    throw io::FrameError(frame.source, frame.index,
+                         "frame " + std::to_string(frame.index) + " of " + frame.source + " (" +
+                             std::to_string(frame.image.cols) + "x" + std::to_string(frame.image.rows) +
+                             ") cannot be letterboxed: " + f.message);
+  }
+}
+
+// Reads one source to its end (or --max-frames, or a stop). A frame that cannot be used (io::FrameError: undecodable,
+// over --max-pixels, impossible to letterbox) goes on in its place as a fault; an argument of an image list that
+// names nothing readable is reported and skipped; any other jitvision::Error (a source that cannot be opened or is lost
+// for good) ends this source only. Anything else propagates: it is fatal.
 void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec, std::int64_t& seq,
                     TimingStats& capture_ms) {
   std::unique_ptr<io::FrameSource> source;
@@ -77,9 +92,17 @@ void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec,
       if (frame->index % std::max(1LL, job.vid_stride) != 0) continue;  // --vid-stride
       capture_ms.add(sw.elapsed_ms());
       ++taken;
-      auto prepared = job.prepare(frame->image);
-      if (!p.frames.push(CapturedFrame{seq++, std::move(*frame), source->fps(), std::move(prepared)})) break;
-    } catch (const InputError&) {  // one unreadable image of a list: report it and go on
+      auto prepared = prepare_frame(job, *frame);
+      if (!p.frames.push(CapturedFrame{seq++, std::move(*frame), source->fps(), std::move(prepared), {}})) break;
+    } catch (const io::FrameError& e) {  // one bad frame: skipped, reported in its place by the output stage
+      ++taken;
+      CapturedFrame fault;
+      fault.seq = seq++;
+      fault.frame.source = e.source();
+      fault.frame.index = e.index();
+      fault.fault = e.what();
+      if (!p.frames.push(std::move(fault))) break;
+    } catch (const InputError&) {  // one unreadable argument of a list (missing, not a file): report it and go on
       p.fail(std::current_exception(), "capture", false);
     } catch (const Error&) {  // the source is gone for good
       p.fail(std::current_exception(), "capture", false);
@@ -104,12 +127,22 @@ void inference_stage(Pipeline& p, const InferenceJob& job) {
     Result r;
     r.seq = item->seq;
     r.source_fps = item->source_fps;
+    if (!item->fault.empty()) {  // passed on in its place, to be reported in capture order
+      r.frame = std::move(item->frame);
+      r.fault = std::move(item->fault);
+      if (!p.results.push(std::move(r))) break;
+      continue;
+    }
+    // The model's own code failing is a model error (exit 3), not a bug of ours.
+    const auto failed = [&] {
+      return "the model failed on frame " + std::to_string(item->frame.index) + " of " + item->frame.source;
+    };
     r.input_h = item->prepared.geometry.out_h;
     r.input_w = item->prepared.geometry.out_w;
-    r.detections = job.detector->infer(item->prepared, &r.times);
+    r.detections = run_model([&] { return job.detector->infer(item->prepared, &r.times); }, failed);
     if (job.reader) {
       Stopwatch sw;
-      r.reads = read_digits(*job.reader, item->frame.image, r.detections);
+      r.reads = run_model([&] { return read_digits(*job.reader, item->frame.image, r.detections); }, failed);
       r.read_ms = sw.elapsed_ms();
     }
     r.frame = std::move(item->frame);
@@ -135,6 +168,11 @@ std::optional<Result> next_result(Pipeline& p, InOrder<Result>& in_order) {
 void output_stage(Pipeline& p, const std::function<bool(Result&)>& consume) {
   InOrder<Result> in_order;
   while (auto r = next_result(p, in_order)) {
+    if (!r->fault.empty()) {
+      report_warning("skipped: " + r->fault);
+      p.status.record(ExitCode::Input);
+      ++p.skipped;
+    }
     if (!consume(*r)) p.request_stop();
   }
 }

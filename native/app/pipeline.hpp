@@ -10,6 +10,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct CapturedFrame {
   io::Frame frame;
   double source_fps = 0;   // the frame's source's nominal rate; 0: unknown
   PreparedFrame prepared;  // letterboxed in the capture thread, so it overlaps the previous frame's forward
+  std::string fault;       // non-empty: the frame could not be used (io::FrameError's message); it is only reported
 };
 
 struct Result {
@@ -38,6 +40,7 @@ struct Result {
   StageTimes times;
   std::vector<DigitResult> reads;  // one per detection when a digit reader is set
   double read_ms = 0;
+  std::string fault;  // non-empty: a skipped frame (CapturedFrame::fault); `frame` has its source and index only
 };
 
 // The exit code of a run that may fail in several places at once. Precedence (README "Exit codes"):
@@ -59,6 +62,7 @@ class Pipeline {
  public:
   std::atomic<bool> stop{false};
   ExitStatus status;
+  std::atomic<std::int64_t> skipped{0};  // frames skipped for a fault (each reported by one warning line)
   BoundedQueue<CapturedFrame> frames{2};
   BoundedQueue<Result> results{4};
 
@@ -95,7 +99,10 @@ struct InferenceJob {
 };
 
 // Runs the stages: capture and `workers` inference workers on their own threads; `consume` on the calling thread
-// gets every result in capture order and returns false to stop the run. Returns after every stage has finished;
+// gets every result in capture order and returns false to stop the run. A frame that cannot be used (an image that
+// cannot be decoded, a frame that cannot be letterboxed: io::FrameError) is skipped, not its source: it reaches
+// `consume` in its place with `fault` set (for the JSON record), after one warning line; it counts in `skipped` and
+// makes the exit code 5. Returns after every stage has finished;
 // an exception from `consume` is handled by Pipeline::fail like any other stage's. The first received SIGINT or
 // SIGTERM stops the run cleanly (see received_stop_signal()); a second one exits at once with 128 + the signal.
 void run_pipeline(Pipeline& p, const CaptureJob& capture, const InferenceJob& inference, int workers,

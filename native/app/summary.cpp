@@ -57,6 +57,7 @@ void print_summary(const DetectSummary& s, const StageTimings& t, const RunSetup
             << (setup.cuda ? "CUDA" : "CPU") << (setup.half ? " FP16" : "") << ", input " << setup.img_size
             << (setup.rect ? " (rect)" : " (square)") << ", " << s.workers << (s.workers == 1 ? " worker" : " workers")
             << " x " << s.threads_per_worker << (s.threads_per_worker == 1 ? " thread" : " threads");
+  if (s.skipped > 0) std::cerr << ", " << s.skipped << " skipped";
   if (s.frames > 1) std::cerr << ", " << fixed(s.steady_fps) << " FPS";
   if (s.first_result_ms >= 0) std::cerr << ", first result after " << fixed(s.first_result_ms / 1000.0, 2) << " s";
   std::cerr << "\njitvision: per-frame ms (median/p90): " << stage("capture", t.capture) << ", "

@@ -5,10 +5,13 @@ modules are imported here so that ``--help`` lists every command. This is the on
 exit code and one line on stderr (``jitvision: error: ...``), with the C++ app's codes (see the README).
 """
 import argparse
+import contextlib
+import errno
+import os
 import sys
 from typing import Callable, Optional
 
-from jitvision.errors import JitvisionError, UsageError, error_line
+from jitvision.errors import JitvisionError, OutputError, UsageError, error_line
 from jitvision.firewall import trust_from_args
 
 
@@ -17,6 +20,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class _Version(argparse.Action):
+    """--version, printed with print() so that run() checks it reached stdout (argparse's own action hides a write
+    error)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(self.const)
+        raise SystemExit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="python -m jitvision",
                      description="Train, export and check TorchScript models for the jitvision app.")
-    parser.add_argument("--version", action="version", version=f"jitvision {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, const=f"jitvision {__version__}",
+                        default=argparse.SUPPRESS, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mnist_cli.add_parser(sub)
     yolov5_cli.add_parser(sub)
@@ -41,10 +54,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(command: Callable[[], Optional[int]]) -> int:
-    """Run a command; its exit code, or that of the JitvisionError it raised (reported as one line)."""
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EPIPE, errno.EFBIG, errno.EIO, errno.EDQUOT}
+
+
+def _flush_stdout() -> None:
+    """A command whose output is its result must not exit 0 without it: OutputError when stdout lost anything."""
     try:
-        return int(command() or 0)
+        sys.stdout.flush()
+    except OSError as exc:
+        _drop_stdout()
+        raise OutputError(f"cannot write to standard output: {exc.strerror}") from None
+
+
+def _drop_stdout() -> None:
+    """Closes a failed stdout (what it still buffers is lost anyway), so that exiting does not report it again."""
+    failed, sys.stdout = sys.stdout, open(os.devnull, "w")
+    with contextlib.suppress(OSError):
+        failed.close()
+
+
+def run(command: Callable[[], Optional[int]]) -> int:
+    """Run a command; its exit code, or that of the JitvisionError it raised (reported as one line). Standard output
+    is flushed and checked at the end (exit 6 when it is full or closed); a write that fails for lack of space or
+    a closed pipe is an OutputError too."""
+    try:
+        try:
+            code = int(command() or 0)
+        except SystemExit as exc:  # argparse's --version and --help print, then exit 0
+            if exc.code not in (0, None):
+                raise
+            code = 0
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            if exc.filename is None:
+                _drop_stdout()
+            raise OutputError(f"cannot write {exc.filename or 'to standard output'}: {exc.strerror}") from None
+        _flush_stdout()
+        return code
     except JitvisionError as exc:
         print(error_line(exc), file=sys.stderr)
         return exc.exit_code

@@ -193,6 +193,20 @@ class LoadedModel:
     official_config: Optional[Dict] = field(default=None)  # config.txt, when present and a JSON object
 
 
+def check_tensor_sizes(module: torch.nn.Module, path: str) -> None:
+    """ModelError naming the first parameter or buffer whose view declares more elements than its storage holds: a
+    stride-0 view lets a 2 KB file declare gigabytes, real as soon as the model moves to another device or dtype.
+    Run right after torch.jit.load; the C++ check_tensor_sizes (native/core/tensor_bounds.hpp) is the same rule."""
+    tensors = [("parameter", n, t) for n, t in module.named_parameters()]
+    tensors += [("buffer", n, t) for n, t in module.named_buffers()]
+    for kind, name, tensor in tensors:
+        stored = tensor.untyped_storage().nbytes() // tensor.element_size() if tensor.element_size() else 0
+        if tensor.numel() > stored:
+            raise ModelError(f"model file {path}: {kind} {name} declares {tensor.numel()} elements (shape "
+                             f"{list(tensor.shape)}, stride {list(tensor.stride())}) over a storage of {stored}; "
+                             "refused before it is used")
+
+
 def load_model(path: str, device: str = "cpu", trust_model: bool = False) -> LoadedModel:
     """Load a TorchScript file on ``device`` after the model firewall (:func:`jitvision.firewall.check_model`) has
     read it without running it; ModelError when it is missing, a checkpoint, not TorchScript, over a size limit or
@@ -212,6 +226,7 @@ def load_model(path: str, device: str = "cpu", trust_model: bool = False) -> Loa
             module = torch.jit.load(path, map_location=device, _extra_files=extras)
     except RuntimeError as exc:
         raise ModelError(f"cannot load TorchScript file {path}: {str(exc).splitlines()[0]}") from None
+    check_tensor_sizes(module, path)
     text = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in extras.items()}
     return LoadedModel(path, module.eval(), text, entries, _parse_json(text.get(METADATA_FILE)),
                        _parse_json(text.get(OFFICIAL_CONFIG_FILE)))
@@ -337,7 +352,30 @@ def _read_classifier(model: LoadedModel) -> ClassifierContract:
         raise ModelError(f"model file {model.path} expects input {contract.input_shape}, not [N, C, H, W]")
     if not contract.labels:
         raise ModelError(f"model file {model.path} lists no class labels")
+    _check_normalisation(model.path, contract)
     return contract
+
+
+def model_run_error(what: str, exc: BaseException) -> ModelError:
+    """A model's forward failed: a ModelError (exit 3) saying ``what`` failed, with the line of LibTorch's message that
+    says why (the last ``SomethingError: ...`` line after the TorchScript traceback), as the C++ model_run_error
+    (native/app/failure.hpp) writes it."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines if re.match(r"^\w+Error: ", line)]
+    reason = reasons[-1] if reasons else (lines[0] if lines else type(exc).__name__)
+    return ModelError(f"{what}: {reason}")
+
+
+def _check_normalisation(path: str, contract: ClassifierContract) -> None:
+    """(pixel * 255 / scale - mean) / std must be finite: a std or scale of 0 turns every probability into NaN."""
+    if not (math.isfinite(contract.scale) and contract.scale > 0):
+        raise ModelError(f"model file {path} has normalize scale {contract.scale:g}, not a positive number")
+    for std in contract.std:
+        if not (math.isfinite(std) and std > 0):
+            raise ModelError(f"model file {path} has normalize std {std:g}, not a positive number")
+    for mean in contract.mean:
+        if not math.isfinite(mean):
+            raise ModelError(f"model file {path} has normalize mean {mean:g}, not a finite number")
 
 
 def read_contract(model: LoadedModel) -> ModelContract:

@@ -141,6 +141,7 @@ class Stages : public DetectRun {
     ::testing::internal::CaptureStderr();
     run_pipeline(p, capture_, InferenceJob{detector_.get(), nullptr, 1}, workers, capture_ms, consume);
     stderr_ = ::testing::internal::GetCapturedStderr();
+    skipped_ = p.skipped;
     return p.status.code();
   }
 
@@ -153,6 +154,7 @@ class Stages : public DetectRun {
   std::unique_ptr<Detector> detector_;
   CaptureJob capture_;
   std::string stderr_;
+  std::int64_t skipped_ = 0;
 };
 
 TEST_F(Stages, EveryResultArrivesInCaptureOrder) {
@@ -183,47 +185,51 @@ TEST_F(Stages, AJsonExceptionInTheOutputIsAnInternalError) {
   EXPECT_NE(stderr_.find("jitvision: error: output failed: JSON: "), std::string::npos) << stderr_;
 }
 
-TEST_F(Stages, ALibTorchErrorInCaptureIsFatalAndTheRestDrains) {
+// A frame that cannot be letterboxed (whatever throws: LibTorch, OpenCV, our own InputError) is skipped, not its
+// source: it reaches the output in its place as a fault, with one warning line, and the exit code is 5.
+TEST_F(Stages, AFrameThatCannotBeLetterboxedIsSkippedAndTheRestStillRun) {
   int prepared = 0;
   capture_.prepare = [&, inner = capture_.prepare](const cv::Mat& m) {
-    TORCH_CHECK(++prepared < 3, "letterbox broke");
+    TORCH_CHECK(++prepared != 2, "letterbox broke");
+    if (prepared == 3) throw InputError("frame 3 is unreadable");
     return inner(m);
   };
+  std::vector<std::string> faults;
   int written = 0;
-  EXPECT_EQ(run([&](Result&) {
-              ++written;
-              return true;
-            }),
-            ExitCode::Internal);
-  EXPECT_EQ(written, 2);  // the frames captured before the failure still come out
-  EXPECT_EQ(error_lines(), 1) << stderr_;
-  EXPECT_NE(stderr_.find("capture failed: LibTorch: letterbox broke"), std::string::npos) << stderr_;
-}
-
-TEST_F(Stages, AnUnreadableInputIsReportedAndTheOthersStillRun) {
-  int prepared = 0;
-  capture_.prepare = [&, inner = capture_.prepare](const cv::Mat& m) {
-    if (++prepared == 2) throw InputError("frame 2 is unreadable");
-    return inner(m);
-  };
-  int written = 0;
-  EXPECT_EQ(run([&](Result&) {
-              ++written;
+  EXPECT_EQ(run([&](Result& r) {
+              if (r.fault.empty()) {
+                ++written;
+              } else {
+                faults.push_back(fs::path(r.frame.source).filename().string() + ": " + r.fault);
+              }
               return true;
             }),
             ExitCode::Input);
-  EXPECT_EQ(written, 3);
-  EXPECT_EQ(error_lines(), 1) << stderr_;
+  EXPECT_EQ(written, 2);
+  ASSERT_EQ(faults.size(), 2u);
+  EXPECT_EQ(faults[0].rfind("f1.png: frame 0 of ", 0), 0u) << faults[0];
+  EXPECT_NE(faults[0].find("(128x96) cannot be letterboxed: LibTorch: letterbox broke"), std::string::npos);
+  EXPECT_NE(faults[1].find("cannot be letterboxed: frame 3 is unreadable"), std::string::npos) << faults[1];
+  EXPECT_EQ(error_lines(), 0) << stderr_;
+  EXPECT_EQ(skipped_, 2);
+  EXPECT_NE(stderr_.find("jitvision: warning: skipped: frame 0 of "), std::string::npos) << stderr_;
 }
 
-TEST_F(Stages, AnInternalErrorAfterAnUnreadableInputDecidesTheExitCode) {
+TEST_F(Stages, AnInternalErrorAfterASkippedFrameDecidesTheExitCode) {
   int prepared = 0;
   capture_.prepare = [&, inner = capture_.prepare](const cv::Mat& m) {
     if (++prepared == 1) throw InputError("frame 1 is unreadable");
     return inner(m);
   };
-  EXPECT_EQ(run([&](Result&) -> bool { throw std::logic_error("bug"); }, 1), ExitCode::Internal);
-  EXPECT_EQ(error_lines(), 2) << stderr_;
+  EXPECT_EQ(run(
+                [&](Result& r) -> bool {
+                  if (r.fault.empty()) throw std::logic_error("bug");
+                  return true;
+                },
+                1),
+            ExitCode::Internal);
+  EXPECT_EQ(error_lines(), 1) << stderr_;
+  EXPECT_NE(stderr_.find("jitvision: error: output failed: bug"), std::string::npos) << stderr_;
 }
 
 TEST_F(Stages, ConsumerAskingToStopEndsTheRunCleanly) {

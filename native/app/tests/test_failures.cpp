@@ -145,5 +145,23 @@ TEST(Version, PrintsTheIoLayersExtensionListsAsTwoLines) {
   EXPECT_FALSE(io::has_video_extension("photo.png"));
 }
 
+TEST(ModelRunError, KeepsTheReasonLineOfATorchScriptTracebackAndAllOfItWhenVerbose) {
+  const std::runtime_error traceback(
+      "The following operation failed in the TorchScript interpreter.\n"
+      "Traceback of TorchScript, serialized code (most recent call last):\n"
+      "  File \"code/__torch__.py\", line 8, in forward\n"
+      "    return torch.view(x, [-1, 5])\n"
+      "RuntimeError: shape '[-1, 5]' is invalid for input of size 784\n");
+  const auto error = model_run_error("the model failed on frame 3 of clip.mp4", traceback);
+  EXPECT_EQ(error.code(), ExitCode::Model);
+  EXPECT_EQ(std::string(error.what()),
+            "the model failed on frame 3 of clip.mp4: RuntimeError: shape '[-1, 5]' is invalid for input of size 784");
+  // Without a "SomethingError: " line, the first line says it.
+  EXPECT_EQ(std::string(model_run_error("m", std::runtime_error("out of range\nmore")).what()), "m: out of range");
+  set_verbose(true);
+  EXPECT_NE(std::string(model_run_error("m", traceback).what()).find("Traceback of TorchScript"), std::string::npos);
+  set_verbose(false);
+}
+
 }  // namespace
 }  // namespace jitvision::app

@@ -86,5 +86,22 @@ TEST_F(OutputPathsTest, SaveDirInASourceDirectoryIsRefused) {
   EXPECT_NE(check({at("images/a.jpg")}, {"", "", at("images")}).find("is the folder of the source"), std::string::npos);
 }
 
+TEST_F(OutputPathsTest, AnExistingResultFileIsKeptUnlessOverwriteIsGiven) {
+  touch("old.jsonl");
+  touch("old.mp4");
+  try {
+    check_no_overwrite({at("old.jsonl"), "", ""}, false);
+    ADD_FAILURE() << "an earlier run's JSON lines would be replaced";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "--json " + at("old.jsonl") + " exists (1 bytes); give --overwrite to replace it");
+  }
+  EXPECT_THROW(check_no_overwrite({"", at("old.mp4"), ""}, false), UsageError);
+  EXPECT_NO_THROW(check_no_overwrite({at("old.jsonl"), at("old.mp4"), ""}, true));
+  std::ofstream(root_ / "empty.jsonl").close();
+  EXPECT_NO_THROW(check_no_overwrite({at("empty.jsonl"), at("new.mp4"), at("images")}, false));
+  EXPECT_NO_THROW(check_no_overwrite({"/dev/null", "", ""}, false));
+  EXPECT_NO_THROW(check_no_overwrite({"-", "", ""}, false));
+}
+
 }  // namespace
 }  // namespace jitvision::app

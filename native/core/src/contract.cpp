@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -111,6 +113,29 @@ DetectorContract read_detector(const LoadedModel& model) {
   return c;
 }
 
+std::string number_text(float v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// (pixel * 255 / scale - mean) / std must be finite: a std or scale of 0 turns every probability into NaN.
+void check_normalisation(const std::string& path, const ClassifierContract& c) {
+  if (!(std::isfinite(c.scale) && c.scale > 0)) {
+    throw ModelError("model file " + path + " has normalize scale " + number_text(c.scale) + ", not a positive number");
+  }
+  for (const float std_dev : c.std_dev) {
+    if (!(std::isfinite(std_dev) && std_dev > 0)) {
+      throw ModelError("model file " + path + " has normalize std " + number_text(std_dev) + ", not a positive number");
+    }
+  }
+  for (const float mean : c.mean) {
+    if (!std::isfinite(mean)) {
+      throw ModelError("model file " + path + " has normalize mean " + number_text(mean) + ", not a finite number");
+    }
+  }
+}
+
 ClassifierContract read_classifier(const LoadedModel& model) {
   const auto& meta = model.metadata;
   ClassifierContract c;
@@ -129,6 +154,7 @@ ClassifierContract read_classifier(const LoadedModel& model) {
                      ", not [N, C, H, W]");
   }
   if (c.labels.empty()) throw ModelError("model file " + model.path + " lists no class labels");
+  check_normalisation(model.path, c);
   return c;
 }
 

@@ -10,6 +10,7 @@
 
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/firewall.hpp"
+#include "jitvision/core/tensor_bounds.hpp"
 
 namespace jitvision {
 namespace {
@@ -79,6 +80,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   } catch (const c10::Error& e) {
     throw ModelError(diagnose_unloadable(path, e.what_without_backtrace()));
   }
+  check_tensor_sizes(model.module, path);
   model.module.eval();
   model.metadata = parse_json_extra(path, "jitvision.json", extra["jitvision.json"]);
   model.official_config = parse_json_extra(path, "config.txt", extra["config.txt"]);

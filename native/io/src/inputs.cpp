@@ -35,7 +35,10 @@ bool has_extension_in(const std::string& path, const std::vector<std::string>& e
 // character device such as /dev/zero would block or never end.
 InputPath file_entry(const std::string& path) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) return {path, "image " + path + " does not exist"};
+  if (!fs::exists(path, ec)) {
+    const bool loop = ec == std::errc::too_many_symbolic_link_levels;
+    return {path, "image " + path + (loop ? " is a symlink loop" : " does not exist")};
+  }
   if (!fs::is_regular_file(path, ec)) return {path, "image " + path + " is not a regular file"};
   return {path, ""};
 }

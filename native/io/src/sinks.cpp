@@ -67,6 +67,23 @@ std::string file_stem(const std::string& source) {
   return out.empty() ? "frame" : out;
 }
 
+// The frames a finished video file holds: the container's count, or (when it has none) the frames read back, at most
+// `expected` + 1. -1 when the file does not open as a video.
+std::int64_t frames_in_video(const std::string& path, std::int64_t expected) {
+  cv::VideoCapture check;
+  try {
+    check.open(path, cv::CAP_FFMPEG);
+    if (!check.isOpened()) return -1;
+    const double declared = check.get(cv::CAP_PROP_FRAME_COUNT);
+    if (std::isfinite(declared) && declared > 0) return std::llround(declared);
+    std::int64_t n = 0;
+    while (n <= expected && check.grab()) ++n;
+    return n;
+  } catch (const cv::Exception&) {
+    return -1;
+  }
+}
+
 bool dark(const cv::Scalar& bgr) { return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2] < 150; }
 
 // Draws `text` on a filled box whose top-left corner is `corner`, kept inside the image.
@@ -260,16 +277,29 @@ void VideoFileSink::set_fps(double fps) {
 void VideoFileSink::close() {
   if (impl_->closed) return;
   impl_->closed = true;
+  const bool opened = impl_->writer.isOpened();
   try {
     impl_->writer.release();  // writes the container's index: the file is playable from here on
   } catch (const cv::Exception& e) {
     throw OutputError("cannot finish video " + path_ + ": " + e.err);
   }
+  if (!opened) return;
+  // The writer reports no write errors: read the file back. A full disk or a file size limit leaves a container
+  // without its index (it does not open) or with fewer frames than were written.
+  const std::int64_t in_file = frames_in_video(path_, frames_);
+  if (in_file < 0) {
+    throw OutputError("video " + path_ + " is not playable (its container was not finished: disk full or a file size " +
+                      "limit?); 0 of " + std::to_string(frames_) + " frames made it");
+  }
+  if (in_file != frames_) {
+    throw OutputError("video " + path_ + " is incomplete (disk full or a file size limit?): " +
+                      std::to_string(in_file) + " of " + std::to_string(frames_) + " frames made it");
+  }
 }
 
 // --- ImageDirSink ----------------------------------------------------------------------------------------------------
 
-ImageDirSink::ImageDirSink(std::string dir) : dir_(std::move(dir)) {
+ImageDirSink::ImageDirSink(std::string dir, bool overwrite) : dir_(std::move(dir)), overwrite_(overwrite) {
   const std::string what = "cannot save images to " + dir_;
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -282,11 +312,15 @@ ImageDirSink::ImageDirSink(std::string dir) : dir_(std::move(dir)) {
 void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image) {
   std::string name;
   if (single_image) {
-    name = unique_name(source, fs::path(source).filename().string());
+    fs::path file = fs::path(source).filename();
+    // PGM and PBM hold grey or 1-bit pixels; the annotated frame is in colour: it is saved as PNG.
+    if (const auto ext = lower(file.extension().string()); ext == ".pgm" || ext == ".pbm")
+      file.replace_extension(".png");
+    name = unique_name(source, file.string());
   } else {
     char number[24];
     std::snprintf(number, sizeof number, "_%06lld.jpg", static_cast<long long>(frame));
-    name = unique_name(source, file_stem(source)) + number;
+    name = unique_name(source, file_stem(source), number) + number;
   }
   const std::string path = (fs::path(dir_) / name).string();
   bool ok = false;
@@ -298,11 +332,15 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
   if (!ok) throw OutputError("cannot write image " + path);
 }
 
-std::string ImageDirSink::unique_name(const std::string& source, const std::string& name) {
+std::string ImageDirSink::unique_name(const std::string& source, const std::string& name, const std::string& suffix) {
   if (const auto it = name_of_.find(source); it != name_of_.end()) return it->second;
   const fs::path p(name);
   std::string chosen = name;
-  for (int n = 2; taken_.count(chosen) != 0; ++n) {
+  const auto taken = [&](const std::string& candidate) {
+    std::error_code ec;
+    return taken_.count(candidate) != 0 || (!overwrite_ && fs::exists(fs::path(dir_) / (candidate + suffix), ec));
+  };
+  for (int n = 2; taken(chosen); ++n) {
     chosen = p.stem().string() + "_" + std::to_string(n) + p.extension().string();
   }
   taken_.insert(chosen);

@@ -137,7 +137,8 @@ class VideoFileSource final : public FrameSource {
 
 class FileListSource final : public FrameSource {
  public:
-  explicit FileListSource(const std::string& spec) : spec_(spec), items_(expand_image_inputs({spec}, true)) {}
+  FileListSource(const std::string& spec, std::int64_t max_pixels)
+      : spec_(spec), items_(expand_image_inputs({spec}, true)), max_pixels_(max_pixels) {}
 
   std::optional<Frame> next() override {
     while (!stopped_) {
@@ -148,7 +149,7 @@ class FileListSource final : public FrameSource {
       if (position_ >= items_.size()) return std::nullopt;
       const InputPath& item = items_[position_++];  // advanced first: a bad item is skipped by the next call
       if (!item.error.empty()) throw InputError(item.error);
-      if (!has_video_extension(item.path)) return Frame{read_image_bgr(item.path), item.path, 0};
+      if (!has_video_extension(item.path)) return read_image(item.path);
       video_ = std::make_unique<VideoFileSource>(item.path, true);
     }
     return std::nullopt;
@@ -159,8 +160,18 @@ class FileListSource final : public FrameSource {
   void stop() override { stopped_ = true; }
 
  private:
+  // A file that is there but cannot be decoded is one bad frame: the list goes on.
+  Frame read_image(const std::string& path) const {
+    try {
+      return Frame{read_image_bgr(path, max_pixels_), path, 0};
+    } catch (const InputError& e) {
+      throw FrameError(path, 0, e.what());
+    }
+  }
+
   std::string spec_;
   std::vector<InputPath> items_;
+  std::int64_t max_pixels_;
   std::size_t position_ = 0;
   std::unique_ptr<VideoFileSource> video_;  // the video of the list being read
   std::atomic<bool> stopped_{false};
@@ -441,7 +452,8 @@ SourceKind classify_source(const std::string& spec) {
     // Unknown extension: decide by the file's signature.
     return cv::haveImageReader(spec) ? SourceKind::ImageFiles : SourceKind::VideoFile;
   }
-  if (spec.find('!') != std::string::npos) return SourceKind::GStreamerPipeline;
+  const bool file_name = has_image_extension(spec) || has_video_extension(spec);
+  if (spec.find('!') != std::string::npos && !file_name) return SourceKind::GStreamerPipeline;
   if (has_video_extension(spec)) return SourceKind::VideoFile;
   return SourceKind::ImageFiles;  // globs, and missing paths (reported by next())
 }
@@ -449,7 +461,7 @@ SourceKind classify_source(const std::string& spec) {
 std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOptions& options) {
   switch (classify_source(spec)) {
     case SourceKind::ImageFiles:
-      return std::make_unique<FileListSource>(spec);
+      return std::make_unique<FileListSource>(spec, options.max_pixels);
     case SourceKind::VideoFile:
       return std::make_unique<VideoFileSource>(spec, has_video_extension(spec));
     case SourceKind::Camera:

@@ -298,6 +298,31 @@ TEST_F(Sinks, SameNamesFromDifferentSourcesGetDistinctFiles) {
   EXPECT_FALSE(fs::exists(path("saved/clip_2_000002.jpg")));
 }
 
+TEST_F(Sinks, AnEarlierRunsImagesAreKeptUnlessOverwriting) {
+  const cv::Mat earlier = moving_square(32, 24, 0), later = moving_square(32, 24, 5);
+  const auto is = [&](const std::string& name, const cv::Mat& expected) {
+    const cv::Mat saved = cv::imread(path("saved/" + name));
+    const cv::Mat other = &expected == &earlier ? later : earlier;
+    return !saved.empty() && cv::norm(saved, expected, cv::NORM_INF) < cv::norm(saved, other, cv::NORM_INF);
+  };
+  {
+    ImageDirSink first_run(path("saved"));
+    first_run.write(earlier, "/in/a.jpg", 0, true);
+    first_run.write(earlier, "/in/clip.mp4", 0, false);
+  }
+  ImageDirSink second_run(path("saved"));
+  second_run.write(later, "/in/a.jpg", 0, true);
+  second_run.write(later, "/in/clip.mp4", 0, false);
+  EXPECT_TRUE(is("a.jpg", earlier));
+  EXPECT_TRUE(is("a_2.jpg", later));
+  EXPECT_TRUE(is("clip_000000.jpg", earlier));
+  EXPECT_TRUE(is("clip_2_000000.jpg", later));
+  ImageDirSink overwriting(path("saved"), true);
+  overwriting.write(later, "/in/a.jpg", 0, true);
+  EXPECT_TRUE(is("a.jpg", later));
+  EXPECT_FALSE(fs::exists(path("saved/a_3.jpg")));
+}
+
 TEST_F(Sinks, WriteProbeFollowsNoPlantedLinkAndLeavesNothing) {
   fs::create_directories(path("out"));
   // A link at the old predictable probe name must not be followed (and no probe file may be left behind).

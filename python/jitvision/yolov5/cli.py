@@ -80,7 +80,14 @@ def _report_pt2(result) -> int:
 
 
 def run_detect(args) -> int:
-    from jitvision.yolov5.detect import detect, iter_frames, json_record, load_detector, resolve_classes
+    from jitvision.yolov5.detect import (
+        detect,
+        escape_invalid_utf8,
+        iter_frames,
+        json_record,
+        load_detector,
+        resolve_classes,
+    )
 
     detector = load_detector(args.model)
     classes = resolve_classes(args.classes, detector.names)
@@ -96,7 +103,8 @@ def run_detect(args) -> int:
         for d in found:
             counts[d["name"]] = counts.get(d["name"], 0) + 1
         summary = ", ".join(f"{n} {name}" for name, n in counts.items()) or "no detections"
-        print(f"{source} frame {frame} ({image.shape[0]}x{image.shape[1]}): {summary} ({ms:.1f} ms)")
+        shape = f"{image.shape[0]}x{image.shape[1]}"
+        print(f"{escape_invalid_utf8(source)} frame {frame} ({shape}): {summary} ({ms:.1f} ms)")
         for d in found:
             x1, y1, x2, y2 = d["xyxy"]
             print(f"  {d['name']:<16} {d['conf']:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]")

@@ -10,6 +10,7 @@ It is the oracle the C++ app is tested against: letterbox (:mod:`letterbox`), mo
 import glob
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -20,7 +21,8 @@ import torch
 
 from jitvision.errors import InputError, ModelError, UsageError
 from jitvision.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from jitvision.model_file import is_checkpoint, load_model, probe_official, read_contract
+from jitvision.image_header import DEFAULT_MAX_PIXELS, image_header_size, max_image_file_bytes
+from jitvision.model_file import is_checkpoint, load_model, model_run_error, probe_official, read_contract
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.letterbox import letterbox, to_input_tensor
 from jitvision.yolov5.model import fuse_conv_bn
@@ -94,7 +96,11 @@ def detect(detector: Detector, image_bgr: np.ndarray, img_size: Optional[int] = 
     padded, _ = letterbox(image_bgr, detector.input_shape(img_size), detector.stride, detector.rect)
     x = to_input_tensor(padded, detector.dtype)
     with torch.no_grad():
-        out = detector.module(x)
+        try:
+            out = detector.module(x)
+        except RuntimeError as exc:  # the model's own code failed: a model error, not a bug of ours
+            raise model_run_error(f"the model failed on an image of {image_bgr.shape[1]}x{image_bgr.shape[0]}",
+                                  exc) from None
     rows = (out[0] if isinstance(out, (tuple, list)) else out)[0]  # contract: (rows,); a bare tensor also works
     found = non_max_suppression(rows, conf_thres, iou_thres, classes, max_det, agnostic)
     found[:, :4] = scale_boxes(found[:, :4], padded.shape[:2], image_bgr.shape[:2])
@@ -119,15 +125,44 @@ def _expand(source: str) -> List[str]:
     return [source]
 
 
+def read_image(path: str) -> Optional[np.ndarray]:
+    """The file's image (BGR), or None when it does not decode. Read as bytes and decoded from memory: cv2.imread
+    cannot take a name that is not UTF-8 (it crashes inside OpenCV). Opened without blocking and refused unless it
+    is a regular file of a bounded size (a FIFO named f.jpg must not hang the run); not decoded when its header
+    declares more than the C++ app's default --max-pixels (a decompression bomb)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"image {path} cannot be opened: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"image {path} is not a regular file")
+        if info.st_size > max_image_file_bytes(DEFAULT_MAX_PIXELS):
+            raise InputError(f"image {path} is {info.st_size} bytes, more than an image within --max-pixels "
+                             f"{DEFAULT_MAX_PIXELS} can take ({max_image_file_bytes(DEFAULT_MAX_PIXELS)})")
+        data = file.read(info.st_size)
+    size = image_header_size(data)
+    if size and size[0] * size[1] > DEFAULT_MAX_PIXELS:
+        raise InputError(f"image {path} is {size[0]}x{size[1]} ({size[0] * size[1]} pixels), over the --max-pixels "
+                         f"limit of {DEFAULT_MAX_PIXELS}; not decoded")
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+
+
 def iter_frames(sources: Sequence[str], vid_stride: int = 1) -> Iterator[Tuple[str, int, np.ndarray]]:
     """(path, frame index, BGR image) for image files, directories, globs and video files, in order; of a video,
     only the frames whose index is a multiple of ``vid_stride``."""
     for path in (p for s in sources for p in _expand(s)):
         if os.path.splitext(path)[1].lower() not in VIDEO_EXTENSIONS:
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            image = read_image(path)
             if image is not None:
                 yield path, 0, image
                 continue
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"cannot read {escape_invalid_utf8(path)}: it is not an image, and OpenCV opens videos "
+                             "by UTF-8 names only") from None
         capture = cv2.VideoCapture(path)
         if not capture.isOpened():
             raise InputError(f"cannot read {path} as an image or a video")
@@ -146,9 +181,16 @@ def iter_frames(sources: Sequence[str], vid_stride: int = 1) -> Iterator[Tuple[s
             raise InputError(f"{path} yielded no frames")
 
 
+def escape_invalid_utf8(name: str) -> str:
+    """A file name as the C++ app writes it to JSON (native/app/json_text.hpp): unchanged when it is valid UTF-8,
+    else each byte that is not part of a valid UTF-8 sequence as the four characters \\xNN (lower-case hex)."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
 def json_record(source: str, frame: int, image_bgr: np.ndarray, detections: List[Dict]) -> str:
-    """One JSON line; coordinates and confidences rounded to 4 decimals."""
+    """One JSON line; coordinates and confidences rounded to 4 decimals; ``source`` as escape_invalid_utf8 writes
+    it."""
     rounded = [{"cls": d["cls"], "name": d["name"], "conf": round(d["conf"], 4),
                 "xyxy": [round(v, 4) for v in d["xyxy"]]} for d in detections]
-    return json.dumps({"source": source, "frame": frame, "shape": list(image_bgr.shape[:2]),
+    return json.dumps({"source": escape_invalid_utf8(source), "frame": frame, "shape": list(image_bgr.shape[:2]),
                        "detections": rounded})

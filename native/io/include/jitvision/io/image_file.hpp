@@ -1,7 +1,10 @@
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include <opencv2/core/mat.hpp>
+
+#include "jitvision/io/image_header.hpp"
 
 namespace jitvision::io {
 
@@ -10,7 +13,9 @@ namespace jitvision::io {
 void quiet_opencv_logging();
 
 // Reads an image file as 8-bit BGR (grey and alpha images are converted). Throws InputError saying why a file
-// cannot be used (missing, empty, not an image).
-cv::Mat read_image_bgr(const std::string& path);
+// cannot be used (missing, a symlink loop, not a regular file, empty, not an image). Bounded: a file larger than
+// max_image_file_bytes(max_pixels) is not read, and an image whose header declares more than max_pixels pixels is
+// not decoded (image_header.hpp).
+cv::Mat read_image_bgr(const std::string& path, std::int64_t max_pixels = kDefaultMaxPixels);
 
 }  // namespace jitvision::io

@@ -64,20 +64,25 @@ class VideoFileSink {
   std::int64_t frames_ = 0;
 };
 
-// Saves annotated images into a directory: images keep their file name, video/live frames become
+// Saves annotated images into a directory: images keep their file name (.pgm and .pbm ones become .png: the
+// annotated frame is in colour), video/live frames become
 // <stem>_<frame, 6 digits>.jpg. When two sources would get the same name (a.jpg from two folders, two videos with
 // one stem), the later one gets a numbered name (a_2.jpg, a_3.jpg; clip_2_000001.jpg): never an overwrite within a run.
-// The directory is created (throws OutputError when it cannot be, or is not writable).
+// A file already in the directory (an earlier run's) is not replaced either: the new image gets the next numbered
+// name, unless `overwrite` (--overwrite). The directory is created (throws OutputError when it cannot be, or is not
+// writable).
 class ImageDirSink {
  public:
-  explicit ImageDirSink(std::string dir);
+  explicit ImageDirSink(std::string dir, bool overwrite = false);
   void write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image);
 
  private:
-  // The name (or stem) for `source`: `name` unless another source has it already.
-  std::string unique_name(const std::string& source, const std::string& name);
+  // The name (or stem) for `source`: `name` unless another source has it already or, without overwrite, the
+  // directory holds name + `suffix` (the first frame's number for a stem) from an earlier run.
+  std::string unique_name(const std::string& source, const std::string& name, const std::string& suffix = "");
 
   std::string dir_;
+  bool overwrite_;
   std::map<std::string, std::string> name_of_;  // source -> its name (or stem)
   std::set<std::string> taken_;
 };

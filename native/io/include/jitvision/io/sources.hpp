@@ -4,8 +4,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <opencv2/core/mat.hpp>
+
+#include "jitvision/core/errors.hpp"
+#include "jitvision/io/image_header.hpp"
 
 namespace jitvision::io {
 
@@ -30,14 +34,30 @@ struct SourceOptions {
   int reconnect = 5;            // reopen attempts after a live source drops (0: give up at once)
   double backoff_initial_s = 0.5;
   double backoff_max_s = 8.0;
+  std::int64_t max_pixels = kDefaultMaxPixels;  // image files: larger ones are skipped undecoded (--max-pixels)
+};
+
+// One frame that cannot be used (an image file that cannot be decoded or is too large, a frame that cannot be
+// letterboxed): the frame is skipped, not its source. Its message names the frame and says why.
+class FrameError : public InputError {
+ public:
+  FrameError(std::string source, std::int64_t index, const std::string& message)
+      : InputError(message), source_(std::move(source)), index_(index) {}
+  const std::string& source() const noexcept { return source_; }
+  std::int64_t index() const noexcept { return index_; }
+
+ private:
+  std::string source_;
+  std::int64_t index_;
 };
 
 class FrameSource {
  public:
   virtual ~FrameSource() = default;
-  // The next frame, or nullopt at the end of input (or after stop()). Throws InputError for one unreadable item
-  // of an image list (the next call goes on with the following item) and SourceLostError when a live source is
-  // gone and did not come back within the reconnect budget.
+  // The next frame, or nullopt at the end of input (or after stop()). Throws InputError for one unusable item
+  // of an image list (the next call goes on with the following item): FrameError for a file that cannot be
+  // decoded, InputError for an argument that names nothing readable (missing, not a regular file). Throws
+  // SourceLostError when a live source is gone and did not come back within the reconnect budget.
   virtual std::optional<Frame> next() = 0;
   // Live sources (cameras, streams, pipelines) keep only the newest frame, so a slow consumer never lags.
   virtual bool live() const = 0;
@@ -57,7 +77,8 @@ void configure_capture_backends(const SourceOptions& options);
 
 // What a --source string names, decided without opening it: URL scheme (http, https, rtsp, rtsps, rtmp, rtmps, udp,
 // tcp, rtp, srt), camera ("0".."99", /dev/videoN), existing directory or image/video file by extension (unknown
-// extension: by the file's signature), a string with '!' (pipeline), a video extension, else ImageFiles: image
+// extension: by the file's signature), a string with '!' that does not end in an image or video extension
+// (pipeline; "missing!.jpg" is a missing file), a video extension, else ImageFiles: image
 // files, and directories and globs, whose image and video files are all read, in name order.
 enum class SourceKind { ImageFiles, VideoFile, Camera, NetworkStream, GStreamerPipeline };
 SourceKind classify_source(const std::string& spec);
