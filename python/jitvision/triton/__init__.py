@@ -1,0 +1,3 @@
+"""Triton Inference Server: a model repository for our models (:mod:`.export`) and the ``tritonserver`` that the
+``nvidia-pytriton`` wheel bundles, for local trials and the tests (:mod:`.serve`). Production runs NVIDIA's server
+image on the same repository; docs/scale-out.md has the architecture."""

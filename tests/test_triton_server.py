@@ -1,0 +1,140 @@
+"""End to end against a real Triton Inference Server: the tritonserver of `make triton-env` (the nvidia-pytriton
+wheel, Python backend) started once on free ports with a repository written by `triton export`, and the client
+`python -m jitvision triton detect` run with that environment's Python (tritonclient lives there)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from jitvision.__main__ import main
+from jitvision.triton.serve import ServerPorts, TritonNotInstalledError, find_install, start_server
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL = "yolov5n"
+READY_TIMEOUT_S = 60
+CLIENTS = 4
+FRAMES_PER_CLIENT = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"tritonserver exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"tritonserver not ready after {READY_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def triton_install():
+    try:
+        return find_install()
+    except TritonNotInstalledError as exc:
+        pytest.skip(f"no Triton server here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def triton_server(triton_install, yolov5n_exports, tmp_path_factory):
+    """URL of a server holding yolov5n (Python backend; a long queue delay so concurrent requests get batched)."""
+    repo = tmp_path_factory.mktemp("triton-repo")
+    assert main(["triton", "export", "--model", str(yolov5n_exports["dynamic"]), "--out", str(repo), "--name", MODEL,
+                 "--queue-delay-us", "50000"]) == 0
+    ports = ServerPorts(free_port(), free_port())
+    log = repo.parent / "tritonserver.log"
+    with open(log, "w") as sink:
+        process = start_server(str(repo), ports, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{ports.http}"
+    try:
+        wait_ready(process, url, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_client(install, url: str, model: str, *sources, extra=()) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "python"))
+    return subprocess.run([str(install.env / "bin" / "python"), "-m", "jitvision", "triton", "detect", "--server", url,
+                           "--server-model", model, *extra, *map(str, sources)],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_detections_through_triton_equal_local(triton_install, triton_server, yolov5n_exports, data_dir):
+    from jitvision.yolov5.detect import detect, iter_frames, load_detector
+
+    images = [data_dir / "images" / "bus.jpg", data_dir / "images" / "zidane.jpg"]
+    proc = run_client(triton_install, triton_server, MODEL, *images)
+    assert proc.returncode == 0, proc.stderr
+    remote = [json.loads(line) for line in proc.stdout.splitlines()]
+    detector = load_detector(str(yolov5n_exports["dynamic"]))
+    local = [detect(detector, image) for _, _, image in iter_frames([str(p) for p in images])]
+    assert [r["source"] for r in remote] == [str(p) for p in images]
+    for got, want in zip(remote, local):
+        assert len(want) >= 2
+        assert [d["cls"] for d in got["detections"]] == [d["cls"] for d in want]
+        for g, w in zip(got["detections"], want):
+            assert max(abs(a - b) for a, b in zip(g["xyxy"], w["xyxy"])) <= 1.0
+
+
+def test_unknown_model_name_is_a_clear_error(triton_install, triton_server, data_dir):
+    proc = run_client(triton_install, triton_server, "no_such_model", data_dir / "images" / "bus.jpg")
+    assert proc.returncode == 3
+    assert proc.stderr == "jitvision: error: Triton has no model 'no_such_model' ready " \
+                          "(see the server's /v2/repository/index)\n"
+    assert proc.stdout == ""
+
+
+def test_unreachable_server_is_exit_4_after_retrying(triton_install, data_dir):
+    start = time.monotonic()
+    proc = run_client(triton_install, f"http://127.0.0.1:{free_port()}", MODEL, data_dir / "images" / "bus.jpg",
+                      extra=("--reconnect", "0.5"))
+    assert proc.returncode == 4
+    assert proc.stderr.startswith("jitvision: error: Triton server unreachable") and proc.stderr.count("\n") == 1
+    assert time.monotonic() - start < 60
+
+
+def test_concurrent_clients_are_all_served_and_batched(triton_install, triton_server, data_dir):
+    stats_url = f"{triton_server}/v2/models/{MODEL}/stats"
+    before = get_json(stats_url)["model_stats"][0]
+    sources = [data_dir / "images" / "bus.jpg"] * FRAMES_PER_CLIENT
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        procs = list(pool.map(lambda _: run_client(triton_install, triton_server, MODEL, *sources), range(CLIENTS)))
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr
+        lines = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert len(lines) == FRAMES_PER_CLIENT and all(line["detections"] for line in lines)
+    after = get_json(stats_url)["model_stats"][0]
+    assert after["inference_count"] - before["inference_count"] == CLIENTS * FRAMES_PER_CLIENT
+    executions = after["execution_count"] - before["execution_count"]
+    assert executions < CLIENTS * FRAMES_PER_CLIENT  # some requests shared a forward
+    assert max(int(b["batch_size"]) for b in after["batch_stats"]) > 1
