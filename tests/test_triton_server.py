@@ -138,3 +138,17 @@ def test_concurrent_clients_are_all_served_and_batched(triton_install, triton_se
     executions = after["execution_count"] - before["execution_count"]
     assert executions < CLIENTS * FRAMES_PER_CLIENT  # some requests shared a forward
     assert max(int(b["batch_size"]) for b in after["batch_stats"]) > 1
+
+
+def test_serve_without_the_triton_env_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JITVISION_TRITON_ENV", str(tmp_path / "no-env"))
+    (tmp_path / "repo").mkdir()
+    assert main(["triton", "serve", str(tmp_path / "repo")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"jitvision: error: no tritonserver in {tmp_path / 'no-env'}: run `make triton-env` " \
+                  "(installs nvidia-pytriton)\n"
+
+
+def test_serve_refuses_a_repository_that_is_not_a_directory(tmp_path, capsys):
+    assert main(["triton", "serve", str(tmp_path / "missing")]) == 5
+    assert "is not a directory (write one with `triton export`)" in capsys.readouterr().err
