@@ -10,7 +10,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,8 @@ from jitvision.triton.serve import ServerPorts, TritonNotInstalledError, find_in
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL = "yolov5n"
 READY_TIMEOUT_S = 60
-CLIENTS = 4
-FRAMES_PER_CLIENT = 4
+CLIENTS = 3
+FRAMES_PER_CLIENT = 3
 
 
 def free_port() -> int:
@@ -123,15 +122,38 @@ def test_unreachable_server_is_exit_4_after_retrying(triton_install, data_dir):
     assert time.monotonic() - start < 60
 
 
-def test_concurrent_clients_are_all_served_and_batched(triton_install, triton_server, data_dir):
+# A client process that does its imports, says so, and waits for the test's go, so that all clients send their
+# first request together (the server's 50 ms queue delay then batches them on any machine, loaded or not).
+CLIENT_AT_BARRIER = """
+import pathlib, sys, time
+import jitvision.triton.client, jitvision.yolov5.detect
+from jitvision.__main__ import main
+pathlib.Path(sys.argv[1]).touch()
+while not pathlib.Path(sys.argv[2]).exists():
+    time.sleep(0.005)
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_concurrent_clients_are_all_served_and_batched(triton_install, triton_server, data_dir, tmp_path):
     stats_url = f"{triton_server}/v2/models/{MODEL}/stats"
     before = get_json(stats_url)["model_stats"][0]
-    sources = [data_dir / "images" / "bus.jpg"] * FRAMES_PER_CLIENT
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        procs = list(pool.map(lambda _: run_client(triton_install, triton_server, MODEL, *sources), range(CLIENTS)))
+    go = tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "python"))
+    command = ["triton", "detect", "--server", triton_server, "--server-model", MODEL,
+               *[str(data_dir / "images" / "bus.jpg")] * FRAMES_PER_CLIENT]
+    procs = [subprocess.Popen([str(triton_install.env / "bin" / "python"), "-c", CLIENT_AT_BARRIER,
+                               str(tmp_path / f"ready{i}"), str(go), *command], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(CLIENTS)]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(CLIENTS)) and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+        time.sleep(0.05)
+    go.touch()
     for proc in procs:
-        assert proc.returncode == 0, proc.stderr
-        lines = [json.loads(line) for line in proc.stdout.splitlines()]
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        lines = [json.loads(line) for line in out.splitlines()]
         assert len(lines) == FRAMES_PER_CLIENT and all(line["detections"] for line in lines)
     after = get_json(stats_url)["model_stats"][0]
     assert after["inference_count"] - before["inference_count"] == CLIENTS * FRAMES_PER_CLIENT
@@ -152,3 +174,28 @@ def test_serve_without_the_triton_env_says_how_to_install_it(tmp_path, monkeypat
 def test_serve_refuses_a_repository_that_is_not_a_directory(tmp_path, capsys):
     assert main(["triton", "serve", str(tmp_path / "missing")]) == 5
     assert "is not a directory (write one with `triton export`)" in capsys.readouterr().err
+
+
+def test_libtorch_configs_pass_the_real_servers_config_checks(triton_install, tmp_path):
+    """The wheel's server lacks the LibTorch backend, but it parses and completes a libtorch config before looking
+    for the backend: each entry must get exactly as far as 'unable to find backend library'."""
+    repo = tmp_path / "repo"
+    models = (("mnist", REPO_ROOT / "models" / "mnist.torchscript", "cpu"),
+                                ("digits", REPO_ROOT / "models" / "digits_yolov5n.torchscript", "gpu"))
+    for name, path, device in models:
+        assert main(["triton", "export", "--model", str(path), "--out", str(repo), "--name", name,
+                     "--backend", "libtorch", "--device", device]) == 0
+    log = tmp_path / "tritonserver.log"
+    with open(log, "w") as sink:
+        process = start_server(str(repo), ServerPorts(free_port(), free_port()), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        process.wait(timeout=READY_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert process.returncode != 0 and "Error parsing text-format" not in text
+    for name, _, _ in models:
+        assert f"failed to load '{name}' version 1: Invalid argument: unable to find backend library for backend " \
+               "'pytorch'" in text, text[-3000:]
