@@ -74,7 +74,9 @@ demo: build
 unit-test: build
 	cd $(BUILD) && ctest --output-on-failure
 
-e2e-test: build triton-env
+# The Triton env too, so that the server tests run; where it cannot be installed they skip, saying why.
+e2e-test: build
+	@$(MAKE) --no-print-directory triton-env || echo "== make triton-env failed: tests/test_triton_server.py skips"
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: unit-test e2e-test

@@ -88,16 +88,30 @@ def run_client(install, url: str, model: str, *sources, extra=()) -> subprocess.
                           capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_detections_through_triton_equal_local(triton_install, triton_server, yolov5n_exports, data_dir):
+def bus_video(data_dir: Path, path: Path, frames: int = 3) -> Path:
+    """A short video panning over bus.jpg."""
+    import cv2
+
+    photo = cv2.imread(str(data_dir / "images" / "bus.jpg"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 800))
+    for i in range(frames):
+        writer.write(photo[i * 40:i * 40 + 800, i * 50:i * 50 + 640])
+    writer.release()
+    return path
+
+
+def test_detections_through_triton_equal_local(triton_install, triton_server, yolov5n_exports, data_dir, tmp_path):
     from jitvision.yolov5.detect import detect, iter_frames, load_detector
 
-    images = [data_dir / "images" / "bus.jpg", data_dir / "images" / "zidane.jpg"]
-    proc = run_client(triton_install, triton_server, MODEL, *images)
+    sources = [data_dir / "images" / "bus.jpg", data_dir / "images" / "zidane.jpg",
+               bus_video(data_dir, tmp_path / "bus.mp4")]
+    proc = run_client(triton_install, triton_server, MODEL, *sources)
     assert proc.returncode == 0, proc.stderr
     remote = [json.loads(line) for line in proc.stdout.splitlines()]
     detector = load_detector(str(yolov5n_exports["dynamic"]))
-    local = [detect(detector, image) for _, _, image in iter_frames([str(p) for p in images])]
-    assert [r["source"] for r in remote] == [str(p) for p in images]
+    local = [detect(detector, image) for _, _, image in iter_frames([str(p) for p in sources])]
+    assert [(r["source"], r["frame"]) for r in remote] == [(str(p), 0) for p in sources[:2]] + \
+        [(str(sources[2]), i) for i in range(3)]
     for got, want in zip(remote, local):
         assert len(want) >= 2
         assert [d["cls"] for d in got["detections"]] == [d["cls"] for d in want]
