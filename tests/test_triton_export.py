@@ -164,3 +164,25 @@ def test_usage_errors(tmp_path, capsys, args, message):
     code, _, err = export(capsys, "--model", MNIST, "--out", tmp_path / "repo", *args)
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "repo").exists()
+
+
+class WritesAFile(torch.nn.Module):
+    """Would write `marker` through torch.from_file when run: the model firewall must refuse it unrun."""
+
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+
+    def forward(self, x):
+        t = torch.from_file(self.marker, shared=True, size=16, dtype=torch.uint8)
+        return x.flatten(1)[:, :10] + t.fill_(7).sum()
+
+
+def test_the_model_firewall_refuses_before_anything_runs(tmp_path, capsys):
+    marker = tmp_path / "marker"
+    model = tmp_path / "hostile.torchscript"
+    torch.jit.save(torch.jit.script(WritesAFile(str(marker))), str(model),
+                   _extra_files={"jitvision.json": json.dumps(DIGITS_METADATA)})
+    code, _, err = export(capsys, "--model", model, "--out", tmp_path / "repo")
+    assert code == 3 and "torch.from_file" in err and err.count("\n") == 1
+    assert not marker.exists() and not (tmp_path / "repo").exists()
