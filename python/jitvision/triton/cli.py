@@ -1,4 +1,7 @@
-"""``python -m jitvision triton export|serve``: the command line of :mod:`.export` and :mod:`.serve`."""
+"""``python -m jitvision triton export|serve|detect``: the command line of :mod:`.export`, :mod:`.serve` and
+:mod:`.client`."""
+from typing import NoReturn
+
 from jitvision.firewall import add_trust_flag
 from jitvision.triton import export, serve
 
@@ -24,15 +27,15 @@ def run_detect(args) -> int:
     return 0
 
 
-def run_serve(args) -> int:
-    serve.serve(args.repo, serve.ServerPorts(args.http_port, args.grpc_port))
-    return 1  # not reached: serve replaces this process
+def run_serve(args) -> NoReturn:
+    serve.serve(args.repo, serve.ServerPorts(args.http_port, args.grpc_port))  # replaces this process
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("triton", help="serve models with Triton Inference Server",
-                                   description="Write a Triton model repository for a model, or run the "
-                                               "tritonserver of `make triton-env` on one (docs/scale-out.md).")
+                                   description="Write a Triton model repository for a model, run the tritonserver "
+                                               "of `make triton-env` on one, or detect with the forward on a "
+                                               "server (docs/scale-out.md).")
     sub = parser.add_subparsers(dest="triton_command", required=True, metavar="SUBCOMMAND")
     exp = sub.add_parser("export", help="write REPO/NAME: config.pbtxt and the model for one TorchScript file",
                          description="Validates the model (firewall, contract, a forward at batch 2) before "

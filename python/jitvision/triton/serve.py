@@ -11,7 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, NoReturn, Optional
 
 from jitvision.errors import InputError, JitvisionError
 
@@ -84,7 +84,7 @@ def start_server(repo: str, ports: ServerPorts, **popen) -> subprocess.Popen:
     return subprocess.Popen(server_command(install, repo, ports), env=server_environment(install), **popen)
 
 
-def serve(repo: str, ports: ServerPorts) -> None:
+def serve(repo: str, ports: ServerPorts) -> NoReturn:
     """Replace this process by the server, so that signals (Ctrl-C, a service manager's SIGTERM) reach it."""
     install = _checked(repo)
     command = server_command(install, repo, ports)
