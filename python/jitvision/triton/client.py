@@ -36,12 +36,25 @@ def server_address(url: str) -> str:
     return url.split("://", 1)[-1].rstrip("/")
 
 
-class TritonForward:
-    """Callable like a TorchScript detector: tensor [N, 3, H, W] -> (rows [N, R, 5 + nc],). A refused connection
-    is retried with doubling back-off for up to ``retry_s`` seconds, then DeviceError."""
+def with_retry(call, retry_s: float, address: str):
+    """``call()``, retrying a refused or dropped connection with doubling back-off for up to ``retry_s`` seconds;
+    DeviceError (exit code 4) when the server stays unreachable."""
+    deadline, pause = time.monotonic() + retry_s, 0.1
+    while True:
+        try:
+            return call()
+        except OSError as exc:
+            if time.monotonic() + pause > deadline:
+                raise DeviceError(f"Triton server {address} unreachable (retried for {retry_s:g} s): {exc}") from None
+            time.sleep(pause)
+            pause *= 2
 
-    def __init__(self, client, model: str, retry_s: float = 5.0):
-        self.client, self.model, self.retry_s = client, model, retry_s
+
+class TritonForward:
+    """Callable like a TorchScript detector: tensor [N, 3, H, W] -> (rows [N, R, 5 + nc],)."""
+
+    def __init__(self, client, model: str, address: str, retry_s: float = 5.0):
+        self.client, self.model, self.address, self.retry_s = client, model, address, retry_s
         self.http, self.server_error = _http()
 
     def _infer_once(self, x: torch.Tensor):
@@ -52,37 +65,33 @@ class TritonForward:
         return self.client.infer(self.model, [request], outputs=[wanted]).as_numpy(OUTPUT_NAME)
 
     def __call__(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
-        deadline, pause = time.monotonic() + self.retry_s, 0.1
-        while True:
-            try:
-                return (torch.from_numpy(self._infer_once(x).copy()),)
-            except self.server_error as exc:
-                raise ModelError(f"Triton refused the request for model '{self.model}': {exc.message()}") from None
-            except OSError as exc:
-                if time.monotonic() + pause > deadline:
-                    raise DeviceError(f"Triton server unreachable: {exc}") from None
-                time.sleep(pause)
-                pause *= 2
+        try:
+            return (torch.from_numpy(with_retry(lambda: self._infer_once(x), self.retry_s, self.address).copy()),)
+        except self.server_error as exc:
+            raise ModelError(f"Triton refused the request for model '{self.model}': {exc.message()}") from None
 
 
-def model_config(client, model: str) -> Dict:
+def model_config(client, model: str, address: str, retry_s: float) -> Dict:
     """The server's config of ``model``; ModelError when it has no such model ready, DeviceError when unreachable."""
     _, server_error = _http()
-    try:
+
+    def ask() -> Dict:
         if not client.is_model_ready(model):
             raise ModelError(f"Triton has no model '{model}' ready (see the server's /v2/repository/index)")
         return client.get_model_config(model)
+
+    try:
+        return with_retry(ask, retry_s, address)
     except server_error as exc:
         raise ModelError(f"Triton cannot describe model '{model}': {exc.message()}") from None
-    except OSError as exc:
-        raise DeviceError(f"Triton server unreachable: {exc}") from None
 
 
 def triton_detector(url: str, model: str, timeout_s: float = 30.0, retry_s: float = 5.0) -> Detector:
     """A :class:`Detector` whose forward runs on the Triton server at ``url`` under the name ``model``."""
     http, _ = _http()
-    client = http.InferenceServerClient(server_address(url), connection_timeout=timeout_s, network_timeout=timeout_s)
-    config = model_config(client, model)
+    address = server_address(url)
+    client = http.InferenceServerClient(address, connection_timeout=timeout_s, network_timeout=timeout_s)
+    config = model_config(client, model, address, retry_s)
     params = {k[len(PARAMETER_PREFIX):]: v["string_value"] for k, v in config.get("parameters", {}).items()
               if k.startswith(PARAMETER_PREFIX)}
     if params.get("task") != "detect":
@@ -91,8 +100,8 @@ def triton_detector(url: str, model: str, timeout_s: float = 30.0, retry_s: floa
     try:
         dynamic = json.loads(params["dynamic"])
         fixed = None if dynamic else tuple(json.loads(params["input_shape"]))
-        return Detector(TritonForward(client, model, retry_s), json.loads(params["names"]), int(params["stride"]),
-                        params["letterbox"] == "rect", int(params["img_size"]), fixed,
-                        _DTYPES[config["input"][0]["data_type"]], params["origin"])
+        forward = TritonForward(client, model, address, retry_s)
+        return Detector(forward, json.loads(params["names"]), int(params["stride"]), params["letterbox"] == "rect",
+                        int(params["img_size"]), fixed, _DTYPES[config["input"][0]["data_type"]], params["origin"])
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"Triton model '{model}' has incomplete jitvision parameters: {exc!r}") from None
