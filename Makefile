@@ -14,7 +14,7 @@ APT_PACKAGES := cmake ninja-build g++ make pkg-config libopencv-dev libcli11-dev
                 xvfb x11-utils imagemagick clang-format graphviz
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps venv configure build demo test unit-test e2e-test lint models clean distclean
+.PHONY: setup system-deps venv configure build demo test unit-test e2e-test lint models clean distclean triton-env
 
 # Only setup, demo and test install system packages; build and configure expect them (`make setup` once).
 SYSTEM_DEPS := $(if $(filter setup demo test,$(MAKECMDGOALS)),system-deps)
@@ -74,10 +74,27 @@ demo: build
 unit-test: build
 	cd $(BUILD) && ctest --output-on-failure
 
+# The Triton env too, so that the server tests run; where it cannot be installed they skip, saying why.
 e2e-test: build
+	@$(MAKE) --no-print-directory triton-env || echo "== make triton-env failed: tests/test_triton_server.py skips"
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: unit-test e2e-test
+
+# Triton Inference Server for `python -m jitvision triton serve` and tests/test_triton_server.py (docs/scale-out.md):
+# the tritonserver inside the nvidia-pytriton wheel, in its own venv (it needs numpy<2), seeing .venv's torch through
+# a .pth file, with the Python-backend stub for its Python version where the server looks for it. About a minute.
+TRITON_VENV := $(ROOT)/.venv-triton
+triton-env: $(TRITON_VENV)/.installed
+$(TRITON_VENV)/.installed: | $(VENV)/.installed
+	@test -x $(TRITON_VENV)/bin/python || $$($(PY) -c 'import sys; print(sys._base_executable)') -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q --disable-pip-version-check nvidia-pytriton==0.7.0
+	@site=$$($(TRITON_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  ver=$$($(TRITON_VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > $$site/jitvision-torch.pth && \
+	  cp $$site/pytriton/tritonserver/python_backend_stubs/$$ver/triton_python_backend_stub \
+	    $$site/pytriton/tritonserver/backends/python/
+	@touch $@
 
 # ruff on the Python package and tests; clang-format (.clang-format) on the C++ sources, which it must leave as they are.
 CXX_SOURCES = $(shell find native examples -name '*.cpp' -o -name '*.hpp' 2>/dev/null | sort)

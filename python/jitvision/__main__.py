@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     from jitvision import info as info_cli
     from jitvision.data import cli as data_cli
     from jitvision.mnist import cli as mnist_cli
+    from jitvision.triton import cli as triton_cli
     from jitvision.yolov5 import cli as yolov5_cli
 
     parser = _Parser(prog="python -m jitvision",
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_parser(sub)
     bench_cli.add_parser(sub)
     graph_cli.add_parser(sub)
+    triton_cli.add_parser(sub)
     return parser
 
 

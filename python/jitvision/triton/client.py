@@ -1,0 +1,107 @@
+"""The forward of a detector done by a Triton server: :func:`triton_detector` gives the reference detector
+(:mod:`jitvision.yolov5.detect`) a module that sends each letterboxed batch to ``/v2/models/NAME/infer`` with the
+binary tensor extension (no JSON-encoded pixels) and returns the raw rows, so letterbox, NMS and box scaling stay
+local and exactly those of a local model. The contract (names, stride, letterbox mode) comes from the server's
+model config, where ``triton export`` put it.
+
+The client library is Triton's own ``tritonclient[http]``, installed with the server by ``make triton-env``; run
+this with that environment's Python. Exit codes: server unreachable -> 4 (the device doing the forward is not
+usable), model missing or not ready -> 3.
+"""
+import json
+import time
+from typing import Dict, Tuple
+
+import torch
+
+from jitvision.errors import DeviceError, ModelError
+from jitvision.triton.export import INPUT_NAME, OUTPUT_NAME, PARAMETER_PREFIX
+from jitvision.yolov5.detect import Detector
+
+_DTYPES = {"TYPE_FP32": torch.float32, "TYPE_FP16": torch.float16}
+
+
+def _http():
+    try:
+        import tritonclient.http as http
+        from tritonclient.utils import InferenceServerException
+    except ImportError:
+        raise DeviceError("tritonclient is not installed here: run with .venv-triton/bin/python "
+                          "(`make triton-env`)") from None
+    return http, InferenceServerException
+
+
+def server_address(url: str) -> str:
+    """host:port, as tritonclient takes it, from ``http://host:port`` or ``host:port``."""
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+def with_retry(call, retry_s: float, address: str):
+    """``call()``, retrying a refused or dropped connection with doubling back-off for up to ``retry_s`` seconds;
+    DeviceError (exit code 4) when the server stays unreachable."""
+    deadline, pause = time.monotonic() + retry_s, 0.1
+    while True:
+        try:
+            return call()
+        except OSError as exc:
+            if time.monotonic() + pause > deadline:
+                raise DeviceError(f"Triton server {address} unreachable (retried for {retry_s:g} s): {exc}") from None
+            time.sleep(pause)
+            pause *= 2
+
+
+class TritonForward:
+    """Callable like a TorchScript detector: tensor [N, 3, H, W] -> (rows [N, R, 5 + nc],)."""
+
+    def __init__(self, client, model: str, address: str, retry_s: float = 5.0):
+        self.client, self.model, self.address, self.retry_s = client, model, address, retry_s
+        self.http, self.server_error = _http()
+
+    def _infer_once(self, x: torch.Tensor):
+        array = x.contiguous().numpy()
+        request = self.http.InferInput(INPUT_NAME, list(array.shape), "FP16" if array.dtype.itemsize == 2 else "FP32")
+        request.set_data_from_numpy(array, binary_data=True)
+        wanted = self.http.InferRequestedOutput(OUTPUT_NAME, binary_data=True)
+        return self.client.infer(self.model, [request], outputs=[wanted]).as_numpy(OUTPUT_NAME)
+
+    def __call__(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
+        try:
+            return (torch.from_numpy(with_retry(lambda: self._infer_once(x), self.retry_s, self.address).copy()),)
+        except self.server_error as exc:
+            raise ModelError(f"Triton refused the request for model '{self.model}': {exc.message()}") from None
+
+
+def model_config(client, model: str, address: str, retry_s: float) -> Dict:
+    """The server's config of ``model``; ModelError when it has no such model ready, DeviceError when unreachable."""
+    _, server_error = _http()
+
+    def ask() -> Dict:
+        if not client.is_model_ready(model):
+            raise ModelError(f"Triton has no model '{model}' ready (see the server's /v2/repository/index)")
+        return client.get_model_config(model)
+
+    try:
+        return with_retry(ask, retry_s, address)
+    except server_error as exc:
+        raise ModelError(f"Triton cannot describe model '{model}': {exc.message()}") from None
+
+
+def triton_detector(url: str, model: str, timeout_s: float = 30.0, retry_s: float = 5.0) -> Detector:
+    """A :class:`Detector` whose forward runs on the Triton server at ``url`` under the name ``model``."""
+    http, _ = _http()
+    address = server_address(url)
+    client = http.InferenceServerClient(address, connection_timeout=timeout_s, network_timeout=timeout_s)
+    config = model_config(client, model, address, retry_s)
+    params = {k[len(PARAMETER_PREFIX):]: v["string_value"] for k, v in config.get("parameters", {}).items()
+              if k.startswith(PARAMETER_PREFIX)}
+    if params.get("task") != "detect":
+        raise ModelError(f"Triton model '{model}' is not a jitvision detector (its config has no "
+                         f"{PARAMETER_PREFIX}task 'detect': export it with `python -m jitvision triton export`)")
+    try:
+        dynamic = json.loads(params["dynamic"])
+        fixed = None if dynamic else tuple(json.loads(params["input_shape"]))
+        forward = TritonForward(client, model, address, retry_s)
+        return Detector(forward, json.loads(params["names"]), int(params["stride"]), params["letterbox"] == "rect",
+                        int(params["img_size"]), fixed, _DTYPES[config["input"][0]["data_type"]], params["origin"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"Triton model '{model}' has incomplete jitvision parameters: {exc!r}") from None
