@@ -14,13 +14,15 @@
 namespace jitvision {
 namespace {
 
-// libtorch_cuda.so sits beside libtorch_cpu.so in every LibTorch (wheel or archive): find the latter from one of its
-// functions.
-std::string torch_cuda_library_path() {
+// libtorch_cuda.so and libtorch.so sit beside libtorch_cpu.so in every LibTorch (wheel or archive): find the latter
+// from one of its functions.
+std::string torch_library_path(const char* name) {
   Dl_info where{};
   if (dladdr(reinterpret_cast<void*>(&at::get_num_threads), &where) == 0 || where.dli_fname == nullptr) return "";
-  return (std::filesystem::path(where.dli_fname).parent_path() / "libtorch_cuda.so").string();
+  return (std::filesystem::path(where.dli_fname).parent_path() / name).string();
 }
+
+std::string torch_cuda_library_path() { return torch_library_path("libtorch_cuda.so"); }
 
 CudaBackend open_cuda_backend() {
   const std::string path = torch_cuda_library_path();
@@ -40,6 +42,20 @@ CudaBackend open_cuda_backend() {
 }
 
 }  // namespace
+
+void load_torch_library() {
+  static std::once_flag once;
+  static std::string failure;
+  std::call_once(once, [] {
+    const std::string path = torch_library_path("libtorch.so");
+    if (path.empty() || dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+      const char* why = path.empty() ? nullptr : dlerror();
+      failure = "LibTorch's libtorch.so (" + (path.empty() ? std::string("not found") : path) +
+                ") failed to load: " + (why ? why : "unknown reason");
+    }
+  });
+  if (!failure.empty()) throw ModelError(failure);
+}
 
 const CudaBackend& load_cuda_backend() {
   static std::once_flag once;

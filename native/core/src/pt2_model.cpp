@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 
+#include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/firewall.hpp"
 #include "jitvision/core/model.hpp"
@@ -93,6 +94,7 @@ class Pt2Model final : public Model {
   torch::inductor::AOTIModelPackageLoader& loader() {
     std::call_once(loaded_, [this] {
       try {
+        load_torch_library();  // the package's library needs it (device.hpp)
         const c10::DeviceIndex index = device_.is_cuda() ? std::max<c10::DeviceIndex>(device_.index(), 0) : -1;
         loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path_, "model", false, kRunners, index);
       } catch (const c10::Error& e) {

@@ -21,6 +21,12 @@ struct CudaBackend {
 };
 const CudaBackend& load_cuda_backend();
 
+// A compiled .pt2 package's library names libtorch.so, which the app does not link (it links only libtorch_cpu and
+// c10): loads it, RTLD_GLOBAL, from beside libtorch_cpu.so before a package is opened. libtorch.so pulls in
+// libtorch_cuda.so, so a .pt2 run costs the CUDA libraries' start-up time and memory that a TorchScript run avoids.
+// Throws ModelError when it cannot be loaded.
+void load_torch_library();
+
 // auto -> CUDA when a GPU is usable, else CPU. Throws DeviceError when CUDA is asked for and absent.
 torch::Device resolve_device(DeviceChoice choice);
 
