@@ -19,6 +19,7 @@
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
+#include "jitvision/core/forward_timing.hpp"
 #include "jitvision/core/timing.hpp"
 #include "json_text.hpp"
 
@@ -117,31 +118,7 @@ std::vector<std::int64_t> bench_shape(const BenchOptions& o, const ModelContract
   return {1, 3, geometry.out_h, geometry.out_w};
 }
 
-struct ForwardTimes {
-  double first_ms = 0;
-  std::vector<double> warmup_ms;  // each warm-up call: how fast the executor reaches its steady state
-  TimingStats forward;
-};
-
 InferenceForm inference_form(const BenchOptions& o) { return {parse_layout(o.layout), !o.no_freeze, o.onednn_fusion}; }
-
-ForwardTimes time_forward(const BenchOptions& o, torch::jit::Module module, const std::vector<std::int64_t>& shape,
-                          const torch::Device& device, torch::ScalarType dtype) {
-  module = prepare_for_inference(std::move(module), device, dtype, inference_form(o));
-  torch::InferenceMode guard;
-  const auto input = torch::rand(shape, torch::TensorOptions(device).dtype(dtype));
-  const auto run_once = [&] {
-    Stopwatch sw;
-    module.forward({input});
-    synchronize(device);
-    return sw.elapsed_ms();
-  };
-  ForwardTimes t;
-  t.first_ms = run_once();
-  for (int i = 0; i < o.warmup; ++i) t.warmup_ms.push_back(run_once());
-  for (int i = 0; i < o.iters; ++i) t.forward.add(run_once());
-  return t;
-}
 
 // A new directory only this user can enter (mkdtemp: unique name, mode 0700) under $TMPDIR, removed with all it
 // holds when this goes out of scope. Nothing planted in $TMPDIR beforehand can be followed or overwritten.
@@ -245,7 +222,9 @@ int run_bench(const BenchOptions& o) {
   const std::string& task = contract.task;
   const auto shape = bench_shape(o, contract);
   if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
-  const auto t = time_forward(o, model.module, shape, device, half ? torch::kHalf : torch::kFloat32);
+  const auto dtype = half ? torch::kHalf : torch::kFloat32;
+  auto module = prepare_for_inference(model.module, device, dtype, inference_form(o));
+  const auto t = time_forward(module, shape, device, dtype, o.warmup, o.iters);
 
   nlohmann::json out{{"model", escape_invalid_utf8(o.model)},
                      {"task", task},
