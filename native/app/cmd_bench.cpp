@@ -69,6 +69,8 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_flag("--half", o.half, "FP16 (CUDA only)");
+  cmd->add_flag("--bf16", o.bf16,
+                "Whole model in bfloat16 (forward only; the CPU needs AVX512-BF16 or AMX, else exit 4)");
   cmd->add_option("--img", o.img_size, "Square input size for detectors (default: the model's)")
       ->check(CLI::Range(32, 8192));
   cmd->add_option("--shape", o.shape, "Exact input shape BxCxHxW, e.g. 1x3x384x640 (overrides --img)");
@@ -209,6 +211,8 @@ void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardT
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
+  if (o.bf16 && (o.half || !o.video.empty()))
+    throw UsageError("--bf16 times the forward alone: drop --half and --video");
   if (o.threads > 0) at::set_num_threads(o.threads);
   set_graph_executor(parse_graph_executor(o.jit_executor));
   const auto device = resolve_device(parse_device_choice(o.device));
@@ -222,14 +226,17 @@ int run_bench(const BenchOptions& o) {
   const std::string& task = contract.task;
   const auto shape = bench_shape(o, contract);
   if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
-  const auto dtype = half ? torch::kHalf : torch::kFloat32;
+  if (o.bf16 && !device.is_cuda()) require_cpu_bf16();
+  const auto dtype = o.bf16 ? torch::kBFloat16 : half ? torch::kHalf : torch::kFloat32;
   auto module = prepare_for_inference(model.module, device, dtype, inference_form(o));
   const auto t = time_forward(module, shape, device, dtype, o.warmup, o.iters);
 
   nlohmann::json out{{"model", escape_invalid_utf8(o.model)},
                      {"task", task},
                      {"device", device.is_cuda() ? "cuda" : "cpu"},
-                     {"dtype", half ? "float16" : "float32"},
+                     {"dtype", o.bf16 ? "bfloat16"
+                               : half ? "float16"
+                                      : "float32"},
                      {"threads", at::get_num_threads()},
                      {"shape", shape},
                      {"load_ms", load_ms},
