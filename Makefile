@@ -116,7 +116,19 @@ distclean: clean
 # Both bench commands side by side on MNIST and yolov5n (needs $JITVISION_DATA_DIR for yolov5n.pt and zidane.jpg;
 # falls back to the bundled digit detector and a synthetic video): writes docs/BENCHMARKS.md and docs/benchmarks.png.
 # Run it on an otherwise idle machine. BENCH_ARGS="--rounds 5" for more repetitions.
+# `make bench BENCH_ARGS=--quick` is a smoke run (figures meaningless). With .venv-bench (make bench-env) the report
+# also times ONNX Runtime and OpenVINO on the same model and input (python/jitvision/peers.py); without it, it says so.
 BENCH_ARGS ?=
-.PHONY: bench
+.PHONY: bench bench-env
 bench: build
 	$(PY) -m jitvision.benchreport $(BENCH_ARGS)
+
+# The peers, in a bench-only package directory (never needed by make test or make demo). Pinned to the versions
+# the report was made with; the project venv's numpy is the one used, so the copy pip brings along is removed.
+BENCH_ENV   := $(ROOT)/.venv-bench
+BENCH_PEERS := onnx==1.23.2 onnxruntime==1.32.0 openvino==2026.4.1
+bench-env: $(BENCH_ENV)/.installed
+$(BENCH_ENV)/.installed: | $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check --target $(BENCH_ENV) $(BENCH_PEERS)
+	cd $(BENCH_ENV) && rm -rf numpy numpy.libs numpy-*.dist-info bin
+	@touch $@

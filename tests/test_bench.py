@@ -197,3 +197,28 @@ def test_report_keeps_the_hand_measured_sections(tmp_path):
     assert hand_measured_tail(out) == ""  # a report without hand-measured sections
     out.write_text(f"# generated\n| a |\n{HAND_MARKER}\n## Start-up\n460 MB -> 190 MB\n\n")
     assert hand_measured_tail(out) == f"\n{HAND_MARKER}\n## Start-up\n460 MB -> 190 MB\n"
+
+
+def cpu_has_bf16() -> bool:
+    flags = open("/proc/cpuinfo").read().split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def test_cpp_bench_bf16_forward_or_refusal(run_cli):
+    proc = run_cli(["bench", "--model", MNIST, "--bf16", "--device", "cpu", *TINY])
+    if cpu_has_bf16():
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        check_cpp(out)
+        assert out["dtype"] == "bfloat16"
+    else:  # CPUs without AVX512-BF16/AMX: one line, exit 4 (device)
+        assert proc.returncode == 4 and "bfloat16 needs a CPU with AVX512-BF16 or AMX" in proc.stderr
+    proc = run_cli(["bench", "--model", MNIST, "--bf16", "--half", *TINY])
+    assert proc.returncode == 2 and "--bf16 times the forward alone" in proc.stderr
+
+
+def test_cpp_bench_reports_the_inference_form(run_cli):
+    out = cpp_bench(run_cli, "--model", MNIST, "--layout", "contiguous", "--no-freeze", *TINY)
+    assert (out["layout"], out["frozen"], out["onednn_fusion"]) == ("contiguous", False, False)
+    out = cpp_bench(run_cli, "--model", MNIST, *TINY)
+    assert (out["layout"], out["frozen"]) == ("channels_last", True)

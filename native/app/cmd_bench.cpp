@@ -19,6 +19,7 @@
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
+#include "jitvision/core/forward_timing.hpp"
 #include "jitvision/core/official_export.hpp"
 #include "jitvision/core/timing.hpp"
 #include "json_text.hpp"
@@ -69,6 +70,8 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_flag("--half", o.half, "FP16 (CUDA only)");
+  cmd->add_flag("--bf16", o.bf16,
+                "Whole model in bfloat16 (forward only; the CPU needs AVX512-BF16 or AMX, else exit 4)");
   cmd->add_option("--img", o.img_size, "Square input size for detectors (default: the model's)")
       ->check(CLI::Range(32, 8192));
   cmd->add_option("--shape", o.shape, "Exact input shape BxCxHxW, e.g. 1x3x384x640 (overrides --img)");
@@ -118,31 +121,7 @@ std::vector<std::int64_t> bench_shape(const BenchOptions& o, const ModelContract
   return {1, 3, geometry.out_h, geometry.out_w};
 }
 
-struct ForwardTimes {
-  double first_ms = 0;
-  std::vector<double> warmup_ms;  // each warm-up call: how fast the executor reaches its steady state
-  TimingStats forward;
-};
-
 InferenceForm inference_form(const BenchOptions& o) { return {parse_layout(o.layout), !o.no_freeze, o.onednn_fusion}; }
-
-ForwardTimes time_forward(const BenchOptions& o, Model& model, const std::vector<std::int64_t>& shape,
-                          const torch::Device& device, torch::ScalarType dtype) {
-  model.to(device, dtype, inference_form(o));
-  torch::InferenceMode guard;
-  const auto input = torch::rand(shape, torch::TensorOptions(device).dtype(dtype));
-  const auto run_once = [&] {
-    Stopwatch sw;
-    model.forward(input);
-    synchronize(device);
-    return sw.elapsed_ms();
-  };
-  ForwardTimes t;
-  t.first_ms = run_once();
-  for (int i = 0; i < o.warmup; ++i) t.warmup_ms.push_back(run_once());
-  for (int i = 0; i < o.iters; ++i) t.forward.add(run_once());
-  return t;
-}
 
 // A new directory only this user can enter (mkdtemp: unique name, mode 0700) under $TMPDIR, removed with all it
 // holds when this goes out of scope. Nothing planted in $TMPDIR beforehand can be followed or overwritten.
@@ -233,6 +212,8 @@ void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardT
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
+  if (o.bf16 && (o.half || !o.video.empty()))
+    throw UsageError("--bf16 times the forward alone: drop --half and --video");
   if (o.threads > 0) at::set_num_threads(o.threads);
   set_graph_executor(parse_graph_executor(o.jit_executor));
   const auto device = resolve_device(parse_device_choice(o.device));
@@ -247,12 +228,19 @@ int run_bench(const BenchOptions& o) {
   const std::string& task = contract.task;
   const auto shape = bench_shape(o, contract);
   if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
-  const auto t = time_forward(o, *model.model, shape, device, half ? torch::kHalf : torch::kFloat32);
+  if (o.bf16 && !device.is_cuda()) require_cpu_bf16();
+  const auto dtype = o.bf16 ? torch::kBFloat16 : half ? torch::kHalf : torch::kFloat32;
+  Model& runner = *model.model;
+  runner.to(device, dtype, inference_form(o));
+  const auto t =
+      time_forward([&](const torch::Tensor& x) { runner.forward(x); }, shape, device, dtype, o.warmup, o.iters);
 
   nlohmann::json out{{"model", escape_invalid_utf8(o.model)},
                      {"task", task},
                      {"device", device.is_cuda() ? "cuda" : "cpu"},
-                     {"dtype", half ? "float16" : "float32"},
+                     {"dtype", o.bf16 ? "bfloat16"
+                               : half ? "float16"
+                                      : "float32"},
                      {"threads", at::get_num_threads()},
                      {"shape", shape},
                      {"load_ms", load_ms},

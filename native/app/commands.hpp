@@ -103,6 +103,7 @@ struct BenchOptions {
   bool trust_model = false;
   std::string device = "auto";
   bool half = false;
+  bool bf16 = false;  // --bf16: the whole model in bfloat16, forward only
   int img_size = 0;   // --img; 0: the model's own input size
   std::string shape;  // BxCxHxW
   int threads = 0;

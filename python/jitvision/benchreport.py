@@ -208,6 +208,12 @@ def one_round(index: int, configs: List[Dict], det: Dict, video: str, threads: i
             pair[side] = undisturbed(lambda: run_json(cmd, threads), f"{cfg['key']} {side}", log)
         result["configs"][cfg["key"]] = pair
     video_cfg = next(cfg for cfg in configs if cfg["key"] == "det-384")
+    shape = "x".join(map(str, result["configs"]["det-384"]["cpp"]["shape"]))
+    peers_cmd = [sys.executable, "-m", "jitvision.peers", "--model", det["path"], "--shape", shape, "--threads",
+                 str(threads), "--warmup", "5", "--iters", "30", "--json"]
+    log(f"round {index + 1}: peers (ONNX Runtime, OpenVINO)")
+    result["peers"] = undisturbed(lambda: run_json(peers_cmd, threads), "peers", log)
+    result["peers_command"] = shell(peers_cmd)
     one_worker = [CPP, "bench", "--model", det["path"], "--threads", threads, *video_cfg["args"], "--workers", "1",
                   "--json"]
     log(f"round {index + 1}: C++ pipeline with one inference worker")
@@ -322,6 +328,7 @@ def per_step(raw: Dict, key: str) -> List[float]:
     values = [side[key] for r in raw["rounds"] for pair in r["configs"].values() for side in pair.values()]
     values += [side[key] for r in raw["rounds"] for side in r["e2e"].values()]
     values += [r["one_worker"][key] for r in raw["rounds"]]
+    values += [r["peers"][key] for r in raw["rounds"] if "peers" in r]
     values += [row[key] for study in raw["study"] for row in study.values()]
     values += [row[key] for rows in raw["contention"] for row in rows]
     return values
@@ -469,6 +476,7 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
          verdict(max(v for v in (t["forward"], s["fwd_ratio"]["det-640"]) if v is not None), 1.05, " x")],
     ])
     out += ["", *why_lines(s), ""]
+    out += peer_lines(raw)
 
     out += ["## Forward-only latency", "",
             "First call: the first forward after loading, in a fresh process on both sides (Python `--isolate`). "
@@ -562,6 +570,38 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
     return out
 
 
+def peer_lines(raw: Dict) -> List[str]:
+    """ONNX Runtime and OpenVINO beside the C++ forward at the video's input (det-384), each ratio within a round."""
+    rounds = [r for r in raw["rounds"] if "peers" in r]
+    if not rounds:
+        return []
+    out = ["## Peers: ONNX Runtime and OpenVINO", ""]
+    skipped = rounds[0]["peers"]["skipped"]
+    if skipped:
+        return out + [f"Not measured: {skipped}.", ""]
+    first = rounds[0]["peers"]
+    rows = [["jitvision (C++, TorchScript, the app's form)",
+             f(med(r["configs"]["det-384"]["cpp"]["forward"]["median_ms"] for r in rounds), 2),
+             f(med(r["configs"]["det-384"]["cpp"]["forward"]["min_ms"] for r in rounds), 2), "1.00", "0 (reference)"]]
+    for name, entry in first["peers"].items():
+        if entry["skipped"]:
+            rows.append([f"{name} {entry['version'].split('-')[0]}", "-", "-", "-", f"skipped: {entry['skipped']}"])
+            continue
+        entries = [r["peers"]["peers"][name] for r in rounds]
+        ratios = [e["forward"]["median_ms"] / r["configs"]["det-384"]["cpp"]["forward"]["median_ms"]
+                  for e, r in zip(entries, rounds) if not e["skipped"]]
+        rows.append([f"{name} {entry['version'].split('-')[0]}", f(med(e["forward"]["median_ms"] for e in entries), 2),
+                     f(med(e["forward"]["min_ms"] for e in entries), 2), f(med(ratios), 2),
+                     f"{max(e['max_abs_diff'] for e in entries if not e['skipped']):.2g}"])
+    shape = "x".join(map(str, first["shape"]))
+    out += [f"Forward only, input {shape}, {first['threads']} threads, in the same round as the C++ rows above; "
+            f"the peers run the TorchScript file exported to ONNX (opset {first['onnx_opset']}). `x jitvision`: the "
+            "peer's median over the C++ median, within a round, then the median over rounds. Max diff: largest "
+            f"difference of the output rows from {first['reference']} (pixels for boxes).", ""]
+    out += table(["runtime", "median ms", "min ms", "x jitvision", "max diff"], rows)
+    return out + ["", f"Command: `{rounds[0]['peers_command']}`", ""]
+
+
 def why_lines(s: Dict) -> List[str]:
     """For each missed target: by how much, and the figures that show why."""
     t, cv, st = s["targets"], s["cpp_video"], s["cpp_stages"]
@@ -645,6 +685,7 @@ def recommendation_lines(s: Dict) -> List[str]:
 
 CPP_COLOUR, PY_COLOUR, MARK_COLOUR = (180, 119, 31), (14, 127, 255), (40, 40, 200)
 FIRST_COLOUR, STEADY_COLOUR = (150, 80, 150), (60, 160, 60)
+PEER_COLOUR = (120, 120, 120)  # ONNX Runtime and OpenVINO
 
 
 def _panel(img, x0, y0, w, h, title, bars, unit, marker=None):
@@ -672,6 +713,13 @@ def _panel(img, x0, y0, w, h, title, bars, unit, marker=None):
                     MARK_COLOUR, 1, cv2.LINE_AA)
 
 
+def peer_bars(raw: Dict) -> List[Tuple[str, Optional[float], Tuple[int, int, int]]]:
+    """The peers' median forward (median over rounds) for the chart's forward panel; none when not measured."""
+    rounds = [r["peers"] for r in raw["rounds"] if "peers" in r and not r["peers"]["skipped"]]
+    names = rounds[0]["peers"] if rounds else {}
+    return [(name, med(p["peers"][name]["forward"]["median_ms"] for p in rounds), PEER_COLOUR) for name in names]
+
+
 def draw_chart(raw: Dict, s: Dict, path: Path) -> None:
     img = np.full((760, 1400, 3), 255, np.uint8)
     fwd = s["forward"]["det-384"]
@@ -679,6 +727,7 @@ def draw_chart(raw: Dict, s: Dict, path: Path) -> None:
     bars = [("C++ TorchScript", cpp_fwd, CPP_COLOUR)]
     bars += [(f"Python {n}", fwd[f"Python {n}"]["median_ms"], PY_COLOUR)
              for n in ("eager", "traced", "traced+freeze", "traced+freeze+ofi")]
+    bars += peer_bars(raw)
     _panel(img, 20, 10, 660, 330, "Forward only, 1x3x384x640 (median ms, lower is better)", bars, "ms")
     _panel(img, 720, 10, 660, 330, "Per frame on the 1280x720 video (steady ms)", [
         ("C++ forward only", cpp_fwd, CPP_COLOUR),
@@ -703,7 +752,7 @@ def draw_chart(raw: Dict, s: Dict, path: Path) -> None:
     _panel(img, 720, 380, 660, 330, "First call (purple) vs steady (green), ms", bars, "ms")
     cv2.putText(img, f"{raw['machine']['cpu']}, {raw['machine']['cores']} cores, {raw['threads']} threads; other "
                      f"processes took at most {max(per_step(raw, 'foreign_cores')):.2f} cores during a kept step; "
-                     f"blue: C++, orange: Python; medians of {len(raw['rounds'])} rounds", (20, 745),
+                     f"blue: C++, orange: Python, grey: peers; medians of {len(raw['rounds'])} rounds", (20, 745),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), img)

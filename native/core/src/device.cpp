@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 
 #include "jitvision/core/errors.hpp"
@@ -97,6 +98,20 @@ RuntimeInfo runtime_info() {
   info.cuda_device_count = info.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
   info.cpu_threads = at::get_num_threads();
   return info;
+}
+
+bool cpuinfo_has_bf16(std::istream& cpuinfo) {
+  for (std::string word; cpuinfo >> word;) {
+    if (word == "avx512_bf16" || word == "amx_bf16") return true;
+  }
+  return false;
+}
+
+void require_cpu_bf16() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  if (!cpuinfo_has_bf16(cpuinfo)) {
+    throw DeviceError("bfloat16 needs a CPU with AVX512-BF16 or AMX (no avx512_bf16/amx_bf16 flag in /proc/cpuinfo)");
+  }
 }
 
 void synchronize(const torch::Device& device) {

@@ -1,4 +1,5 @@
 #pragma once
+#include <istream>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,12 @@ struct RuntimeInfo {
   int cpu_threads = 0;
 };
 RuntimeInfo runtime_info();
+
+// Throws DeviceError unless this CPU computes bfloat16 natively (the avx512_bf16 or amx_bf16 flag in /proc/cpuinfo):
+// elsewhere LibTorch emulates it, slower than FP32.
+void require_cpu_bf16();
+// Whether /proc/cpuinfo text (its flags lines) names avx512_bf16 or amx_bf16.
+bool cpuinfo_has_bf16(std::istream& cpuinfo);
 
 // Waits for queued GPU work so that timers measure finished work; a no-op on the CPU.
 void synchronize(const torch::Device& device);
