@@ -14,7 +14,7 @@ APT_PACKAGES := cmake ninja-build g++ make pkg-config libopencv-dev libcli11-dev
                 xvfb x11-utils imagemagick clang-format graphviz
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps venv configure build demo test unit-test e2e-test lint models clean distclean triton-env
+.PHONY: setup system-deps venv configure build demo test unit-test e2e-test slow-test lint models clean distclean triton-env
 
 # Only setup, demo and test install system packages; build and configure expect them (`make setup` once).
 SYSTEM_DEPS := $(if $(filter setup demo test,$(MAKECMDGOALS)),system-deps)
@@ -80,6 +80,11 @@ e2e-test: build
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: unit-test e2e-test
+
+# The tests marked slow (a whole core-only build for tools/gpu-check, whole `make bench --quick` reports): minutes
+# each, so outside `make test` and CI's budget.
+slow-test: build
+	JITVISION_SLOW_TESTS=1 $(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 
 # Triton Inference Server for `python -m jitvision triton serve` and tests/test_triton_server.py (docs/scale-out.md):
 # the tritonserver inside the nvidia-pytriton wheel, in its own venv (it needs numpy<2), seeing .venv's torch through

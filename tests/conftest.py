@@ -15,6 +15,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CLI_TIMEOUT_S = 300
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` (minutes each: a whole build or benchmark report) run only with JITVISION_SLOW_TESTS=1,
+    as `make slow-test` sets it; `make test` keeps within CI's time budget without them."""
+    if os.environ.get("JITVISION_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow (minutes): run by `make slow-test` (JITVISION_SLOW_TESTS=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -78,6 +78,7 @@ def test_report_sets_the_peers_beside_jitvision_or_says_why_not():
 
 
 # Each is a whole `make bench BENCH_ARGS=--quick` run: ~10 min on 2 idle-ish cores, more on a busy machine.
+@pytest.mark.slow
 @pytest.mark.parametrize("with_peers", [False, True])
 def test_quick_bench_report_with_and_without_peers(tmp_path, jitvision_bin, with_peers):
     if with_peers and not peers_installed():

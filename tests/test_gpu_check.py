@@ -57,6 +57,7 @@ def test_bad_usage_and_a_missing_gpu_are_one_line_each():
         assert proc.returncode == 2 and "torch sees no CUDA GPU here (use --cpu" in proc.stderr
 
 
+@pytest.mark.slow
 def test_cpu_dry_run_builds_the_core_alone_runs_its_tests_and_prints_figures(packed):
     # Kept under build/ so a second run only rebuilds what changed (the first build takes minutes on 2 cores).
     proc = gpu_check("--cpu", "--packed", "--deps", packed, "--python", sys.executable, "--budget-s", "1500",
