@@ -122,16 +122,17 @@ def test_detections_through_triton_equal_local(triton_install, triton_server, yo
 def test_unknown_model_name_is_a_clear_error(triton_install, triton_server, data_dir):
     proc = run_client(triton_install, triton_server, "no_such_model", data_dir / "images" / "bus.jpg")
     assert proc.returncode == 3
-    assert proc.stderr == "jitvision: error: Triton has no model 'no_such_model' ready " \
-                          "(see the server's /v2/repository/index)\n"
+    host = triton_server.split("://", 1)[1]
+    assert proc.stderr == f"jitvision: error: Triton server {host} has no model 'no_such_model' " \
+                          "(see its /v2/repository/index)\n"
     assert proc.stdout == ""
 
 
-def test_unreachable_server_is_exit_4_after_retrying(triton_install, data_dir):
+def test_unreachable_server_is_exit_8_after_retrying(triton_install, data_dir):
     port = free_port()
     proc = run_client(triton_install, f"http://127.0.0.1:{port}", MODEL, data_dir / "images" / "bus.jpg",
                       extra=("--reconnect", "1.5"))
-    assert proc.returncode == 4
+    assert proc.returncode == 8
     assert proc.stderr.startswith(f"jitvision: error: Triton server 127.0.0.1:{port} unreachable (retried for 1.5 s): ")
     assert proc.stderr.count("\n") == 1 and proc.stdout == ""
 
@@ -213,3 +214,132 @@ def test_libtorch_configs_pass_the_real_servers_config_checks(triton_install, tm
     for name, _, _ in models:
         assert f"failed to load '{name}' version 1: Invalid argument: unable to find backend library for backend " \
                "'pytorch'" in text, text[-3000:]
+
+
+# --- the C++ client: `jitvision detect --server URL --server-model NAME` (native/remote) -------------------------
+
+
+def read_lines(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_same_detections(got: list, want: list) -> None:
+    assert [(r["source"], r["frame"]) for r in got] == [(r["source"], r["frame"]) for r in want]
+    for g, w in zip(got, want):
+        assert [d["cls"] for d in g["detections"]] == [d["cls"] for d in w["detections"]]
+        for a, b in zip(g["detections"], w["detections"]):
+            assert max(abs(p - q) for p, q in zip(a["xyxy"], b["xyxy"])) <= 1.0
+
+
+def test_cpp_detect_through_triton_equals_local(run_cli, triton_server, yolov5n_exports, data_dir, tmp_path):
+    sources = ["--source", data_dir / "images" / "bus.jpg", "--source", bus_video(data_dir, tmp_path / "bus.mp4")]
+    local = run_cli(["detect", "--model", yolov5n_exports["dynamic"], *sources, "--json", tmp_path / "local.jsonl"])
+    assert local.returncode == 0, local.stderr
+    remote = run_cli(["detect", "--server", triton_server, "--server-model", MODEL, *sources,
+                      "--json", tmp_path / "remote.jsonl"])
+    assert remote.returncode == 0, remote.stderr
+    want = read_lines(tmp_path / "local.jsonl")
+    assert len(want) == 4 and all(len(r["detections"]) >= 2 for r in want)
+    assert_same_detections(read_lines(tmp_path / "remote.jsonl"), want)
+
+
+def test_cpp_unknown_model_is_exit_3_in_one_line(run_cli, triton_server, data_dir):
+    proc = run_cli(["detect", "--server", triton_server, "--server-model", "no_such_model",
+                    "--source", data_dir / "images" / "bus.jpg"])
+    assert proc.returncode == 3
+    assert proc.stderr == f"jitvision: error: inference server {triton_server} has no model 'no_such_model' " \
+                          "(see its /v2/repository/index)\n"
+    assert proc.stdout == ""
+
+
+def test_cpp_unreachable_server_is_exit_8_within_the_reconnect_bound(run_cli, data_dir):
+    url = f"http://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    proc = run_cli(["detect", "--server", url, "--server-model", MODEL, "--reconnect", "2",
+                    "--source", data_dir / "images" / "bus.jpg"], timeout=60)
+    assert proc.returncode == 8
+    assert proc.stderr.startswith(f"jitvision: error: inference server {url} unreachable after 2 retries: ")
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+    assert time.monotonic() - start < 20  # back-off 0.2 + 0.4 s, plus the process start on a loaded machine
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "m.torchscript", "--server", "http://127.0.0.1:1", "--server-model", MODEL],
+     "--model and --server exclude each other: give one"),
+    ([], "detect needs --model FILE or --server URL --server-model NAME"),
+    (["--server", "http://127.0.0.1:1"], "--server needs --server-model NAME"),
+    (["--server", "http://127.0.0.1:1", "--server-model", "../x"],
+     "--server-model '../x': expected letters, digits, '_', '.' or '-'"),
+])
+def test_cpp_server_flags_are_checked(run_cli, tmp_path, flags, message):
+    proc = run_cli(["detect", *flags, "--source", tmp_path])
+    assert proc.returncode == 2
+    assert proc.stderr == f"jitvision: error: {message}\n"
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to the server until stop(), which closes the port and cuts every connection."""
+
+    def __init__(self, target_url: str):
+        import threading
+
+        host, port = target_url.split("://", 1)[1].split(":")
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets, self.threading = [], threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                self.threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_cpp_server_lost_mid_run_is_exit_8_with_outputs_kept(jitvision_bin, triton_server, data_dir, tmp_path):
+    video = bus_video(data_dir, tmp_path / "long.mp4", frames=60)
+    out = tmp_path / "remote.jsonl"
+    proxy = TcpProxy(triton_server)
+    process = subprocess.Popen([str(jitvision_bin), "detect", "--server", proxy.url, "--server-model", MODEL,
+                                "--source", str(video), "--json", str(out), "--reconnect", "2", "--workers", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.is_file() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    proxy.stop()
+    stopped = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 8, err
+    assert time.monotonic() - stopped < 20
+    errors = [line for line in err.splitlines() if line.startswith("jitvision: error: ")]
+    assert errors == [errors[0]] and f"inference server {proxy.url} unreachable after 2 retries" in errors[0]
+    kept = read_lines(out)  # whole lines, in frame order
+    assert 2 <= len(kept) < 60 and [r["frame"] for r in kept] == list(range(len(kept)))
