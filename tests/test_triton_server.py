@@ -89,13 +89,14 @@ def run_client(install, url: str, model: str, *sources, extra=()) -> subprocess.
 
 
 def bus_video(data_dir: Path, path: Path, frames: int = 3) -> Path:
-    """A short video panning over bus.jpg."""
+    """A short video panning over bus.jpg (back and forth every three frames)."""
     import cv2
 
     photo = cv2.imread(str(data_dir / "images" / "bus.jpg"))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 800))
     for i in range(frames):
-        writer.write(photo[i * 40:i * 40 + 800, i * 50:i * 50 + 640])
+        j = i % 3
+        writer.write(photo[j * 40:j * 40 + 800, j * 50:j * 50 + 640])
     writer.release()
     return path
 
@@ -315,6 +316,7 @@ class TcpProxy:
                 pass
 
     def stop(self):
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone leaves the port open
         self.listener.close()
         for s in self.sockets:
             try:
