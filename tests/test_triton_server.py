@@ -19,6 +19,7 @@ from jitvision.triton.serve import ServerPorts, TritonNotInstalledError, find_in
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL = "yolov5n"
+DIGITS_MODEL = "mnist"
 READY_TIMEOUT_S = 60
 CLIENTS = 3
 FRAMES_PER_CLIENT = 3
@@ -60,10 +61,13 @@ def triton_install():
 
 @pytest.fixture(scope="session")
 def triton_server(triton_install, yolov5n_exports, tmp_path_factory):
-    """URL of a server holding yolov5n (Python backend; a long queue delay so concurrent requests get batched)."""
+    """URL of a server holding yolov5n (Python backend; a long queue delay so concurrent requests get batched) and
+    the MNIST classifier."""
     repo = tmp_path_factory.mktemp("triton-repo")
     assert main(["triton", "export", "--model", str(yolov5n_exports["dynamic"]), "--out", str(repo), "--name", MODEL,
                  "--queue-delay-us", "50000"]) == 0
+    assert main(["triton", "export", "--model", str(REPO_ROOT / "models" / "mnist.torchscript"), "--out", str(repo),
+                 "--name", DIGITS_MODEL]) == 0
     ports = ServerPorts(free_port(), free_port())
     log = repo.parent / "tritonserver.log"
     with open(log, "w") as sink:
@@ -345,3 +349,34 @@ def test_cpp_server_lost_mid_run_is_exit_8_with_outputs_kept(jitvision_bin, trit
     assert errors == [errors[0]] and f"inference server {proxy.url} unreachable after 2 retries" in errors[0]
     kept = read_lines(out)  # whole lines, in frame order
     assert 2 <= len(kept) < 60 and [r["frame"] for r in kept] == list(range(len(kept)))
+
+
+def test_cpp_digits_through_triton_equal_local(run_cli, triton_server, tmp_path):
+    import cv2
+    import numpy as np
+
+    images = []
+    for digit in "3710":
+        image = np.full((64, 64, 3), 255, np.uint8)
+        cv2.putText(image, digit, (14, 52), cv2.FONT_HERSHEY_SIMPLEX, 1.8, (0, 0, 0), 5)
+        images.append(tmp_path / f"{digit}.png")
+        cv2.imwrite(str(images[-1]), image)
+    local = run_cli(["digits", "--json", "--batch", "3", *images])
+    remote = run_cli(["digits", "--server", triton_server, "--server-model", DIGITS_MODEL, "--json", "--batch", "3",
+                      *images])
+    assert local.returncode == 0 and remote.returncode == 0, local.stderr + remote.stderr
+    want, got = map(lambda p: [json.loads(line) for line in p.stdout.splitlines()], (local, remote))
+    assert [r["source"] for r in got] == [str(p) for p in images] == [r["source"] for r in want]
+    assert [r["digit"] for r in got] == [r["digit"] for r in want]
+    for g, w in zip(got, want):
+        assert max(abs(a - b) for a, b in zip(g["probs"], w["probs"])) < 1e-4
+
+
+def test_cpp_digits_server_refuses_a_detector_and_live_mode(run_cli, triton_server, tmp_path):
+    proc = run_cli(["digits", "--server", triton_server, "--server-model", MODEL, tmp_path / "x.png"])
+    assert proc.returncode == 3
+    assert proc.stderr == f"jitvision: error: model file triton:{triton_server}/{MODEL} is a 'detect' model, " \
+                          "not a digit classifier\n"
+    proc = run_cli(["digits", "--server", triton_server, "--server-model", DIGITS_MODEL, "--source", tmp_path])
+    assert proc.returncode == 2
+    assert proc.stderr == "jitvision: error: --server applies to digit images only, not to live mode (--source)\n"
