@@ -70,8 +70,8 @@ bool connection_failure(CURLcode code) {
 
 std::string normalised_url(const std::string& url) {
   std::string base = url.find("://") == std::string::npos ? "http://" + url : url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
   const auto scheme_end = base.find("://");
+  while (base.size() > scheme_end + 3 && base.back() == '/') base.pop_back();
   const std::string scheme = base.substr(0, scheme_end);
   if (scheme != "http" && scheme != "https") {
     throw UsageError("--server " + url + ": expected http://host:port or host:port");
