@@ -11,7 +11,7 @@ TOOLCHAIN := $(BUILD)/conan/conan_toolchain.cmake
 JOBS    ?= $(shell nproc)
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := cmake ninja-build g++ make pkg-config libopencv-dev libcli11-dev nlohmann-json3-dev libgtest-dev \
-                xvfb x11-utils imagemagick clang-format graphviz
+                xvfb x11-utils imagemagick clang-format graphviz libcurl4-openssl-dev
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps venv configure build demo test unit-test e2e-test slow-test lint models clean distclean triton-env

@@ -12,6 +12,7 @@ import pytest
 
 from jitvision.errors import (
     DeviceError,
+    InferenceServerError,
     InputError,
     JitvisionError,
     ModelError,
@@ -33,7 +34,7 @@ def python_cli(*args) -> subprocess.CompletedProcess:
 
 def test_exit_codes_are_the_readmes():
     codes = {JitvisionError: 1, UsageError: 2, ModelError: 3, DeviceError: 4, InputError: 5, OutputError: 6,
-             SourceLostError: 7}
+             SourceLostError: 7, InferenceServerError: 8}
     assert {cls: cls.exit_code for cls in codes} == codes
     readme = (REPO_ROOT / "README.md").read_text()
     for code in codes.values():

@@ -58,8 +58,8 @@ CLI::App* add_detect_command(CLI::App& app, DetectOptions& o) {
   auto* cmd = app.add_subcommand(
       "detect", "Detect objects with a YOLOv5 TorchScript model in images, videos, cameras and streams");
   cmd->add_option("--model,--weights", o.model,
-                  "YOLOv5 TorchScript file: ours (python -m jitvision yolov5 import) or an official export")
-      ->required();
+                  "YOLOv5 TorchScript file: ours (python -m jitvision yolov5 import) or an official export");
+  add_server_options(cmd, o);
   cmd->add_option(
          "--source", o.sources,
          "Image, directory, glob, video file, camera index (0), http(s)/rtsp URL or GStreamer pipeline; repeatable")
@@ -90,6 +90,16 @@ CLI::Validator finite_range(double min, double max) {
         return "Value " + text + " not a finite number in range " + range;
       },
       "FLOAT in " + range.str());
+}
+
+void add_server_options(CLI::App* cmd, DetectOptions& o) {
+  cmd->add_option(
+      "--server", o.server,
+      "Triton Inference Server (http://host:port) doing the forward instead of --model (docs/scale-out.md)");
+  cmd->add_option("--server-model", o.server_model, "The model's name on --server (python -m jitvision triton export)");
+  cmd->add_option("--server-timeout", o.server_timeout_ms, "Milliseconds a request to --server may take")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
 }
 
 void add_trust_model_flag(CLI::App* cmd, bool& trust_model) {

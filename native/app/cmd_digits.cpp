@@ -12,6 +12,7 @@
 #include "jitvision/core/errors.hpp"
 #include "jitvision/io/image_file.hpp"
 #include "jitvision/io/inputs.hpp"
+#include "jitvision/remote/triton_model.hpp"
 #include "json_text.hpp"
 #include "paths.hpp"
 
@@ -32,11 +33,25 @@ void print_result(const std::string& source, const DigitResult& r, bool json) {
   }
 }
 
+// The classifier: the --model file (or the bundled one), or the --server model.
+LoadedModel digit_model(const DigitsOptions& o, const std::string& model_path) {
+  const auto& live = o.live;
+  if (live.server.empty() != live.server_model.empty()) {
+    throw UsageError(live.server_model.empty() ? "--server needs --server-model NAME"
+                                               : "--server-model needs --server");
+  }
+  if (live.server.empty()) return load_model(model_path, {live.trust_model});
+  if (!o.model.empty()) throw UsageError("--model and --server exclude each other: give one");
+  return remote::load_remote_model(live.server, live.server_model,
+                                   {live.open_timeout_ms, live.server_timeout_ms, live.reconnect});
+}
+
 }  // namespace
 
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
   auto* cmd = app.add_subcommand("digits", "Recognise a handwritten digit in each image (photos or MNIST-style crops)");
   cmd->add_option("--model", o.model, "TorchScript digit classifier (default: the bundled models/mnist.torchscript)");
+  add_server_options(cmd, o.live);  // digit images only: the classifier's forward on a Triton server
   cmd->add_option("--device", o.device, "Where to run: auto (CUDA if available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
@@ -62,6 +77,7 @@ CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
 int run_digits(const DigitsOptions& o) {
   if (!o.live.sources.empty()) {
     if (!o.inputs.empty()) throw UsageError("give either digit images or --source (live mode), not both");
+    if (!o.live.server.empty()) throw UsageError("--server applies to digit images only, not to live mode (--source)");
     DetectOptions live = o.live;
     live.model = o.detector.empty() ? bundled_model_path("digits_yolov5n.torchscript") : o.detector;
     live.reader_model = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
@@ -78,7 +94,9 @@ int run_digits(const DigitsOptions& o) {
   if (o.live.threads > 0) at::set_num_threads(o.live.threads);
   const auto device = resolve_device(parse_device_choice(o.device));
   const std::string model_path = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
-  const DigitClassifier classifier(load_model(model_path, {o.live.trust_model}), device);
+  LoadedModel loaded = digit_model(o, model_path);
+  const std::string model_name = loaded.path;  // the file, or triton:URL/NAME
+  const DigitClassifier classifier(std::move(loaded), device);
 
   bool input_failed = false;
   std::vector<std::string> sources;
@@ -86,7 +104,7 @@ int run_digits(const DigitsOptions& o) {
   const auto flush = [&] {
     if (batch.empty()) return;
     const auto results = run_model([&] { return classifier.classify(torch::stack(batch)); },
-                                   [&] { return "the digit model " + model_path + " failed"; });
+                                   [&] { return "the digit model " + model_name + " failed"; });
     for (std::size_t i = 0; i < results.size(); ++i) print_result(sources[i], results[i], o.json);
     check_stdout();
     sources.clear();

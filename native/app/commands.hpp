@@ -15,6 +15,11 @@ namespace jitvision::app {
 
 struct DetectOptions {
   std::string model;
+  // --server URL --server-model NAME: the forward runs on a Triton Inference Server instead of --model
+  // (native/remote); --server-timeout bounds each request, --open-timeout each connection, --reconnect the retries.
+  std::string server;
+  std::string server_model;
+  int server_timeout_ms = 30000;
   std::vector<std::string> sources;
   std::string device = "auto";
   bool half = false;
@@ -67,6 +72,8 @@ CLI::Validator finite_range(double min, double max);
 
 // The options `detect` and live `digits` share (inference size, thresholds, outputs, live-source behaviour).
 void add_stream_options(CLI::App* cmd, DetectOptions& options);
+// --server, --server-model, --server-timeout (detect: a Triton Inference Server does the forward).
+void add_server_options(CLI::App* cmd, DetectOptions& options);
 
 struct DigitsOptions {
   std::string model;

@@ -7,6 +7,7 @@
 #include "failure.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/image.hpp"
+#include "jitvision/remote/triton_model.hpp"
 #include "output_paths.hpp"
 #include "outputs.hpp"
 #include "pipeline.hpp"
@@ -34,10 +35,23 @@ struct Models {
   bool half = false;
 };
 
+// The detector's model: the --model file, or the --server model (exactly one of them).
+LoadedModel load_detector_model(const DetectOptions& o) {
+  if (o.model.empty() == o.server.empty()) {
+    throw UsageError(o.model.empty() ? "detect needs --model FILE or --server URL --server-model NAME"
+                                     : "--model and --server exclude each other: give one");
+  }
+  if (o.model.empty() != !o.server_model.empty()) {
+    throw UsageError(o.server_model.empty() ? "--server needs --server-model NAME" : "--server-model needs --server");
+  }
+  if (o.server.empty()) return load_model(o.model, {o.trust_model});
+  return remote::load_remote_model(o.server, o.server_model, {o.open_timeout_ms, o.server_timeout_ms, o.reconnect});
+}
+
 Models load_models(const DetectOptions& o, const torch::Device& device) {
   DetectorOptions dopt;
   dopt.img_size = o.img_size;
-  LoadedModel loaded = load_model(o.model, {o.trust_model});
+  LoadedModel loaded = load_detector_model(o);
   const auto classes =
       o.classes.empty() ? std::vector<int>{} : resolve_classes(o.classes, read_contract(loaded).as_detector().names);
   dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, classes};
@@ -59,8 +73,9 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
     m.reader = std::make_unique<DigitClassifier>(load_model(o.reader_model, {o.trust_model}), device);
   const auto& contract = m.detector->contract();
   if (o.img_size > 0 && !contract.dynamic && o.img_size != m.detector->img_size()) {
-    report_warning("model " + o.model + " has a fixed input of " + std::to_string(contract.input_h) + "x" +
-                   std::to_string(contract.input_w) + "; --img " + std::to_string(o.img_size) + " is ignored");
+    report_warning("model " + (o.model.empty() ? o.server_model : o.model) + " has a fixed input of " +
+                   std::to_string(contract.input_h) + "x" + std::to_string(contract.input_w) + "; --img " +
+                   std::to_string(o.img_size) + " is ignored");
   } else if (o.img_size > 0 && o.img_size % contract.stride != 0) {
     report_warning("--img " + std::to_string(o.img_size) + " is not a multiple of the model's stride " +
                    std::to_string(contract.stride) + "; rounded up to " + std::to_string(m.detector->img_size()));

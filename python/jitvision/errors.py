@@ -51,6 +51,12 @@ class SourceLostError(JitvisionError):
     exit_code = 7
 
 
+class InferenceServerError(JitvisionError):
+    """The inference server (``--server``) is unreachable, or its model is not ready."""
+
+    exit_code = 8
+
+
 def error_line(exc: BaseException) -> str:
     """The one line a failed command prints on stderr."""
     return f"jitvision: error: {exc}"

@@ -28,6 +28,7 @@ TEST(FailureOf, KeepsTheCodeAndMessageOfOurErrors) {
   EXPECT_EQ(f.code, ExitCode::Output);
   EXPECT_EQ(f.message, "cannot write video out.mp4");
   EXPECT_EQ(failure_from(SourceLostError("gone")).code, ExitCode::SourceLost);
+  EXPECT_EQ(static_cast<int>(failure_from(InferenceServerError("unreachable")).code), 8);
   EXPECT_EQ(failure_from(InputError("bad")).code, ExitCode::Input);
 }
 

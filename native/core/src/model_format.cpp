@@ -110,7 +110,10 @@ bool is_weights_only_global(const std::string& name) {
 
 }  // namespace
 
-std::string_view to_string(ModelFormat format) { return format == ModelFormat::Pt2 ? "pt2" : "torchscript"; }
+std::string_view to_string(ModelFormat format) {
+  if (format == ModelFormat::Triton) return "triton";
+  return format == ModelFormat::Pt2 ? "pt2" : "torchscript";
+}
 
 ModelFormat model_format(const std::string& path) {
   const std::string head = head_of(path, 16);

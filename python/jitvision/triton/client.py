@@ -5,8 +5,8 @@ local and exactly those of a local model. The contract (names, stride, letterbox
 model config, where ``triton export`` put it.
 
 The client library is Triton's own ``tritonclient[http]``, installed with the server by ``make triton-env``; run
-this with that environment's Python. Exit codes: server unreachable -> 4 (the device doing the forward is not
-usable), model missing or not ready -> 3.
+this with that environment's Python. Exit codes, as for the C++ ``detect --server``: server unreachable or model not
+ready (after the retries) -> 8, model missing or not a detector -> 3.
 """
 import json
 import time
@@ -14,7 +14,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from jitvision.errors import DeviceError, ModelError
+from jitvision.errors import DeviceError, InferenceServerError, ModelError
 from jitvision.triton.export import INPUT_NAME, OUTPUT_NAME, PARAMETER_PREFIX
 from jitvision.yolov5.detect import Detector
 
@@ -38,14 +38,15 @@ def server_address(url: str) -> str:
 
 def with_retry(call, retry_s: float, address: str):
     """``call()``, retrying a refused or dropped connection with doubling back-off for up to ``retry_s`` seconds;
-    DeviceError (exit code 4) when the server stays unreachable."""
+    InferenceServerError (exit code 8) when the server stays unreachable."""
     deadline, pause = time.monotonic() + retry_s, 0.1
     while True:
         try:
             return call()
         except OSError as exc:
             if time.monotonic() + pause > deadline:
-                raise DeviceError(f"Triton server {address} unreachable (retried for {retry_s:g} s): {exc}") from None
+                raise InferenceServerError(f"Triton server {address} unreachable (retried for {retry_s:g} s): "
+                                           f"{exc}") from None
             time.sleep(pause)
             pause *= 2
 
@@ -72,18 +73,42 @@ class TritonForward:
 
 
 def model_config(client, model: str, address: str, retry_s: float) -> Dict:
-    """The server's config of ``model``; ModelError when it has no such model ready, DeviceError when unreachable."""
+    """The server's config of ``model``: ModelError when the server has no such model, InferenceServerError when it
+    stays unreachable or the model stays not ready for ``retry_s`` seconds."""
     _, server_error = _http()
 
     def ask() -> Dict:
         if not client.is_model_ready(model):
-            raise ModelError(f"Triton has no model '{model}' ready (see the server's /v2/repository/index)")
+            raise _NotReady(_index_state(client, model))
         return client.get_model_config(model)
 
-    try:
-        return with_retry(ask, retry_s, address)
-    except server_error as exc:
-        raise ModelError(f"Triton cannot describe model '{model}': {exc.message()}") from None
+    deadline, pause = time.monotonic() + retry_s, 0.1
+    while True:
+        try:
+            return with_retry(ask, retry_s, address)
+        except server_error as exc:
+            raise ModelError(f"Triton cannot describe model '{model}': {exc.message()}") from None
+        except _NotReady as not_ready:
+            state = not_ready.args[0]
+            if state is None:
+                raise ModelError(f"Triton server {address} has no model '{model}' "
+                                 "(see its /v2/repository/index)") from None
+            if time.monotonic() + pause > deadline:
+                raise InferenceServerError(f"model '{model}' on Triton server {address} is not ready "
+                                           f"(state {state})") from None
+            time.sleep(pause)
+            pause *= 2
+
+
+class _NotReady(Exception):
+    """The model is not ready; args[0] is its state in the repository index, or None when the index lacks it."""
+
+
+def _index_state(client, model: str):
+    for entry in client.get_model_repository_index():
+        if entry.get("name") == model:
+            return entry.get("state", "UNKNOWN")
+    return None
 
 
 def triton_detector(url: str, model: str, timeout_s: float = 30.0, retry_s: float = 5.0) -> Detector:

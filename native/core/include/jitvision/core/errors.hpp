@@ -15,6 +15,7 @@ enum class ExitCode : int {
   Input = 5,       // an input could not be read (the others were still processed)
   Output = 6,      // an output could not be written
   SourceLost = 7,  // a live source dropped and did not come back within the reconnect budget
+  Server = 8,      // the inference server (--server) is unreachable or its model is not ready
 };
 
 class Error : public std::runtime_error {
@@ -43,6 +44,9 @@ struct OutputError : Error {
 };
 struct SourceLostError : Error {
   explicit SourceLostError(const std::string& m) : Error(ExitCode::SourceLost, m) {}
+};
+struct InferenceServerError : Error {
+  explicit InferenceServerError(const std::string& m) : Error(ExitCode::Server, m) {}
 };
 
 }  // namespace jitvision

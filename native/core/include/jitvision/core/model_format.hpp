@@ -6,9 +6,10 @@
 
 namespace jitvision {
 
-// TorchScript (the primary format) or an AOTInductor package (.pt2: compiled native code, see docs/security.md).
-enum class ModelFormat { TorchScript, Pt2 };
-// "torchscript" or "pt2" (the same strings in python/jitvision/model_file.py).
+// TorchScript (the primary format) or an AOTInductor package (.pt2: compiled native code, see docs/security.md);
+// Triton: no file, a model served by a Triton Inference Server (native/remote, `detect --server`).
+enum class ModelFormat { TorchScript, Pt2, Triton };
+// "torchscript", "pt2" (the same strings in python/jitvision/model_file.py) or "triton".
 std::string_view to_string(ModelFormat format);
 
 // Throws ModelError for an ONNX model, a torch.export program that AOTInductor has not compiled, a pickled YOLOv5
