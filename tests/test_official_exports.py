@@ -103,11 +103,16 @@ def _yolov5_pickle(path):
 
     DetectionModel.__module__, DetectionModel.__qualname__ = "models.yolo", "DetectionModel"
     module.DetectionModel = DetectionModel
+    before = {name: sys.modules.get(name) for name in ("models", "models.yolo")}
     sys.modules["models.yolo"] = module
     try:
         torch.save({"model": DetectionModel(), "epoch": -1}, path)
-    finally:
-        del sys.modules["models.yolo"]
+    finally:  # pickling imports the parent package too (the repository's models/ folder): leave neither behind
+        for name, old in before.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
 
 
 def _zip(path, names):

@@ -6,6 +6,7 @@ import ctypes
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -22,16 +23,34 @@ def has_cuda_driver() -> bool:
     return True
 
 
+# Runs the command as the child of a fresh, small interpreter, which writes the child's peak RSS (KiB) to the file
+# descriptor it is given. A child forked straight from pytest would inherit pytest's own high-water mark (Linux keeps
+# it across exec), which after many tests is over a gigabyte.
+_MEASURE = """
+import os, sys
+report, command = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    os.execv(command[0], command)
+_, status, usage = os.wait4(pid, 0)
+os.write(report, str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss_mb(args, env=None) -> tuple[int, float, str]:
-    """Exit status, peak RSS in MB of that one child (wait4, not the maximum over all children) and its stdout. The
-    output is a few lines, so the pipe cannot fill up before the child is reaped."""
-    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out = proc.stdout.read()
-    proc.stdout.close()
-    return proc.returncode, usage.ru_maxrss / 1024.0, out
+    """Exit status, peak RSS in MB of that one process, and its stdout."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.run([sys.executable, "-c", _MEASURE, str(write_end), *map(str, args)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                              pass_fds=(write_end,), timeout=120)
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        peak_kib = int(pipe.read() or 0)
+    return proc.returncode, peak_kib / 1024.0, proc.stdout
 
 
 def backend_line(stdout: str) -> str:
