@@ -56,6 +56,7 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 DEMO := $(BUILD)/demo
+# The demo replaces its own outputs of an earlier run (--overwrite): `make demo` can run again.
 demo: build
 	@echo "== generating sample inputs (no external data needed; MNIST digits are used when JITVISION_DATA_DIR has them)"
 	$(PY) -m jitvision mnist samples --out $(DEMO)/digits
@@ -64,9 +65,9 @@ demo: build
 	$(BUILD)/jitvision digits $(DEMO)/digits
 	@echo "== jitvision detect: the bundled digit detector on a generated video"
 	$(BUILD)/jitvision detect --model models/digits_yolov5n.torchscript --source $(DEMO)/scene.mp4 \
-	  --json $(DEMO)/detect.jsonl --save-video $(DEMO)/detect.mp4
+	  --json $(DEMO)/detect.jsonl --save-video $(DEMO)/detect.mp4 --overwrite
 	@echo "== jitvision digits --source: detector finds the digits, the MNIST model reads each one"
-	$(BUILD)/jitvision digits --source $(DEMO)/scene.mp4 --json --save-video $(DEMO)/digits-read.mp4 \
+	$(BUILD)/jitvision digits --source $(DEMO)/scene.mp4 --json --save-video $(DEMO)/digits-read.mp4 --overwrite \
 	  > $(DEMO)/digits-read.jsonl
 	@$(PY) -m jitvision.demo_report $(DEMO)
 	@echo "== annotated videos: $(DEMO)/detect.mp4 $(DEMO)/digits-read.mp4 (add --show to watch live)"

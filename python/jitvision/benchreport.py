@@ -222,7 +222,7 @@ def one_round(index: int, configs: List[Dict], det: Dict, video: str, threads: i
     out_video = WORK / "detect_out.mp4"
     e2e_cmds = {
         "cpp": [CPP, "detect", "--model", det["path"], "--source", video, "--img", "640", "--threads", threads,
-                "--json", "-", "--save-video", out_video, "--quiet"],
+                "--json", "-", "--save-video", out_video, "--overwrite", "--quiet"],
         "python": PY + ["yolov5", "detect", "--model", det["path"], "--source", video, "--img", "640", "--json"],
     }
     for side in (("cpp", "python") if index % 2 == 0 else ("python", "cpp")):
