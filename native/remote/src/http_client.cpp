@@ -32,7 +32,12 @@ CURL* thread_handle() {
 }
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
+  auto* reply = static_cast<HttpReply*>(user);
+  if (reply->body.size() + size * count > reply->limit) {
+    reply->oversized = true;
+    return 0;  // libcurl ends the transfer (CURLE_WRITE_ERROR)
+  }
+  reply->body.append(data, size * count);
   return size * count;
 }
 
@@ -104,13 +109,14 @@ HttpReply HttpClient::request(const std::string& path, const std::string* body, 
   for (int attempt = 0;; ++attempt) {
     CURL* h = thread_handle();
     HttpReply reply;
+    reply.limit = options_.max_reply_bytes;
     std::unique_ptr<curl_slist, SlistDeleter> headers;
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_ms));
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout_ms));
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply.body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &reply);
     if (body) {
@@ -126,6 +132,10 @@ HttpReply HttpClient::request(const std::string& path, const std::string* body, 
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
     }
     const CURLcode code = curl_easy_perform(h);
+    if (reply.oversized) {
+      throw InferenceServerError("inference server " + base_ + " sent a reply to " + path + " of more than " +
+                                 std::to_string(options_.max_reply_bytes) + " bytes; refused");
+    }
     if (code == CURLE_OK) {
       curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
       return reply;

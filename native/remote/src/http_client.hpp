@@ -1,6 +1,7 @@
 #pragma once
 // The HTTP requests the Triton client makes, through libcurl: a GET or a POST against one server, retried with
 // back-off while the server cannot be reached. No torch headers.
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,8 @@ namespace jitvision::remote {
 struct HttpReply {
   long status = 0;
   std::string body;
+  std::size_t limit = 0;   // RemoteOptions::max_reply_bytes
+  bool oversized = false;  // the server sent more than `limit`: the transfer was cut
   // The KServe binary tensor extension: the length of the JSON header at the start of `body`; -1 when the reply
   // has no Inference-Header-Content-Length header (all JSON).
   long long json_length = -1;
