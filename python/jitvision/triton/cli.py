@@ -64,8 +64,9 @@ def add_parser(subparsers) -> None:
     det.add_argument("--conf-thres", type=float, default=0.25, help="confidence threshold (default 0.25)")
     det.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
     det.add_argument("--timeout", type=float, default=30.0, help="connection and request timeout, s (default 30)")
-    det.add_argument("--reconnect", type=float, default=5.0,
-                     help="retry a refused connection with back-off for this long, s (default 5)")
+    det.add_argument("--reconnect", type=int, default=5, metavar="N",
+                     help="retries of a refused or dropped connection, with back-off from 0.2 s doubling to 2 s, as "
+                          "`jitvision detect --server` (default 5)")
     det.set_defaults(func=run_detect)
     srv = sub.add_parser("serve", help="run the tritonserver of `make triton-env` on a repository",
                          description="Runs in the foreground until stopped (Ctrl-C).")

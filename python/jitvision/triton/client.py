@@ -8,6 +8,7 @@ The client library is Triton's own ``tritonclient[http]``, installed with the se
 this with that environment's Python. Exit codes, as for the C++ ``detect --server``: server unreachable or model not
 ready (after the retries) -> 8, model missing or not a detector -> 3.
 """
+import itertools
 import json
 import time
 from typing import Dict, Tuple
@@ -36,26 +37,29 @@ def server_address(url: str) -> str:
     return url.split("://", 1)[-1].rstrip("/")
 
 
-def with_retry(call, retry_s: float, address: str):
-    """``call()``, retrying a refused or dropped connection with doubling back-off for up to ``retry_s`` seconds;
+def back_off_s(attempt: int) -> float:
+    """The pause before retry ``attempt`` (0-based), as the C++ client: 0.2 s doubling, at most 2 s."""
+    return min(2.0, 0.2 * 2 ** min(attempt, 4))
+
+
+def with_retry(call, retries: int, address: str):
+    """``call()``, retrying a refused or dropped connection ``retries`` times with back-off (:func:`back_off_s`);
     InferenceServerError (exit code 8) when the server stays unreachable."""
-    deadline, pause = time.monotonic() + retry_s, 0.1
-    while True:
+    for attempt in itertools.count():
         try:
             return call()
         except OSError as exc:
-            if time.monotonic() + pause > deadline:
-                raise InferenceServerError(f"Triton server {address} unreachable (retried for {retry_s:g} s): "
+            if attempt >= retries:
+                raise InferenceServerError(f"Triton server {address} unreachable after {retries} retries: "
                                            f"{exc}") from None
-            time.sleep(pause)
-            pause *= 2
+            time.sleep(back_off_s(attempt))
 
 
 class TritonForward:
     """Callable like a TorchScript detector: tensor [N, 3, H, W] -> (rows [N, R, 5 + nc],)."""
 
-    def __init__(self, client, model: str, address: str, retry_s: float = 5.0):
-        self.client, self.model, self.address, self.retry_s = client, model, address, retry_s
+    def __init__(self, client, model: str, address: str, retries: int = 5):
+        self.client, self.model, self.address, self.retries = client, model, address, retries
         self.http, self.server_error = _http()
 
     def _infer_once(self, x: torch.Tensor):
@@ -67,14 +71,14 @@ class TritonForward:
 
     def __call__(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
         try:
-            return (torch.from_numpy(with_retry(lambda: self._infer_once(x), self.retry_s, self.address).copy()),)
+            return (torch.from_numpy(with_retry(lambda: self._infer_once(x), self.retries, self.address).copy()),)
         except self.server_error as exc:
             raise ModelError(f"Triton refused the request for model '{self.model}': {exc.message()}") from None
 
 
-def model_config(client, model: str, address: str, retry_s: float) -> Dict:
+def model_config(client, model: str, address: str, retries: int) -> Dict:
     """The server's config of ``model``: ModelError when the server has no such model, InferenceServerError when it
-    stays unreachable or the model stays not ready for ``retry_s`` seconds."""
+    stays unreachable or the model stays not ready through ``retries`` retries."""
     _, server_error = _http()
 
     def ask() -> Dict:
@@ -82,10 +86,9 @@ def model_config(client, model: str, address: str, retry_s: float) -> Dict:
             raise _NotReady(_index_state(client, model))
         return client.get_model_config(model)
 
-    deadline, pause = time.monotonic() + retry_s, 0.1
-    while True:
+    for attempt in itertools.count():
         try:
-            return with_retry(ask, retry_s, address)
+            return with_retry(ask, retries, address)
         except server_error as exc:
             raise ModelError(f"Triton cannot describe model '{model}': {exc.message()}") from None
         except _NotReady as not_ready:
@@ -93,11 +96,10 @@ def model_config(client, model: str, address: str, retry_s: float) -> Dict:
             if state is None:
                 raise ModelError(f"Triton server {address} has no model '{model}' "
                                  "(see its /v2/repository/index)") from None
-            if time.monotonic() + pause > deadline:
+            if attempt >= retries:
                 raise InferenceServerError(f"model '{model}' on Triton server {address} is not ready "
                                            f"(state {state})") from None
-            time.sleep(pause)
-            pause *= 2
+            time.sleep(back_off_s(attempt))
 
 
 class _NotReady(Exception):
@@ -111,12 +113,12 @@ def _index_state(client, model: str):
     return None
 
 
-def triton_detector(url: str, model: str, timeout_s: float = 30.0, retry_s: float = 5.0) -> Detector:
+def triton_detector(url: str, model: str, timeout_s: float = 30.0, retries: int = 5) -> Detector:
     """A :class:`Detector` whose forward runs on the Triton server at ``url`` under the name ``model``."""
     http, _ = _http()
     address = server_address(url)
     client = http.InferenceServerClient(address, connection_timeout=timeout_s, network_timeout=timeout_s)
-    config = model_config(client, model, address, retry_s)
+    config = model_config(client, model, address, retries)
     params = {k[len(PARAMETER_PREFIX):]: v["string_value"] for k, v in config.get("parameters", {}).items()
               if k.startswith(PARAMETER_PREFIX)}
     if params.get("task") != "detect":
@@ -125,7 +127,7 @@ def triton_detector(url: str, model: str, timeout_s: float = 30.0, retry_s: floa
     try:
         dynamic = json.loads(params["dynamic"])
         fixed = None if dynamic else tuple(json.loads(params["input_shape"]))
-        forward = TritonForward(client, model, address, retry_s)
+        forward = TritonForward(client, model, address, retries)
         return Detector(forward, json.loads(params["names"]), int(params["stride"]), params["letterbox"] == "rect",
                         int(params["img_size"]), fixed, _DTYPES[config["input"][0]["data_type"]], params["origin"])
     except (KeyError, ValueError, TypeError) as exc:
