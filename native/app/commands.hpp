@@ -39,6 +39,7 @@ struct DetectOptions {
   int read_timeout_ms = 5000;
   int threads = 0;           // 0: LibTorch's default (all cores)
   int workers = 0;           // inference workers on the CPU; 0: auto (see --workers)
+  int batch = 0;             // frames of different sources run as one batch, up to this many; 0: auto; 1: off
   bool quiet = false;        // no per-frame lines, no progress line, no summary
   long long vid_stride = 1;  // keep every Nth frame of videos and streams
   // The official detector's run folder (run_folder.hpp): used when --save-txt/--save-crop/--save-csv or
@@ -91,6 +92,17 @@ int run_digits(const DigitsOptions& options);
 CLI::App* add_detect_command(CLI::App& app, DetectOptions& options);
 int run_detect(const DetectOptions& options);
 
+// One source's part of a detect run (the per-source summary lines).
+struct SourceSummary {
+  std::string name;            // the --source argument
+  std::int64_t read = 0;       // frames the source delivered
+  std::int64_t processed = 0;  // frames that went through the model and were written
+  std::int64_t dropped = 0;    // frames dropped by the latest-frame policy (live sources)
+  std::int64_t reconnects = 0;
+  double fps = 0;   // processed frames per second of this source's active time
+  std::string end;  // "ended", "lost", "stopped" or "failed to open"
+};
+
 // What a detect run measured (for the summary and for `jitvision bench --video`).
 struct DetectSummary {
   std::int64_t frames = 0;
@@ -102,6 +114,8 @@ struct DetectSummary {
   int workers = 1;             // inference workers side by side
   int threads_per_worker = 0;  // their intra-op threads
   std::int64_t skipped = 0;    // frames that could not be used (each reported by a warning and a JSON record)
+  int batch = 1;               // the largest batch the inference stage may form (--batch)
+  std::vector<SourceSummary> per_source;  // in --source order
 };
 DetectSummary run_detect_pipeline(const DetectOptions& options);
 

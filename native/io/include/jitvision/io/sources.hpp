@@ -14,9 +14,20 @@
 namespace jitvision::io {
 
 struct Frame {
-  cv::Mat image;           // 8-bit BGR
-  std::string source;      // the file path, or the source spec for video/live sources
-  std::int64_t index = 0;  // frame number within its source, from 0 (counts every frame captured, kept or not)
+  cv::Mat image;            // 8-bit BGR
+  std::string source;       // the file path, or the source spec for video/live sources
+  std::int64_t index = 0;   // frame number within its source, from 0 (counts every frame captured, kept or not)
+  int source_id = 0;        // the source's position in the run's source list, from 0 (set by the pipeline)
+  double position_ms = -1;  // video files: the frame's position in the stream (ms); -1 when there is none
+  double timestamp = 0;     // wall-clock capture time, seconds since the Unix epoch (0: not set)
+};
+
+// What a source has done so far (FrameSource::stats); the per-source summary prints it.
+struct SourceStats {
+  std::int64_t read = 0;        // frames delivered by the backend
+  std::int64_t dropped = 0;     // live sources: frames replaced by a newer one before anyone took them
+  std::int64_t reconnects = 0;  // reopens after a drop that succeeded
+  double fps = 0;               // measured arrival rate (live sources) or the nominal rate (files); 0: unknown
 };
 
 // Live sources: a read that fails, or returns nothing for read_timeout_ms, drops the connection; it is reopened after
@@ -64,6 +75,8 @@ class FrameSource {
   // Nominal frame rate when known (video files, cameras), else 0.
   virtual double fps() const = 0;
   virtual std::string describe() const = 0;
+  // Counters so far; callable from another thread.
+  virtual SourceStats stats() const { return {}; }
   // Makes a blocked next() return nullopt at once; callable from another thread. A live source's destructor joins
   // its grabber thread, which may be inside a read or a reopen: that takes at most read_timeout or open_timeout
   // (a hung GStreamer call is left behind, detached, instead).
