@@ -1,6 +1,7 @@
 // `jitvision digits`: one handwritten digit per image, read by an MNIST-trained TorchScript model.
 #include <iomanip>
 #include <iostream>
+#include <optional>
 
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
@@ -46,6 +47,75 @@ LoadedModel digit_model(const DigitsOptions& o, const std::string& model_path) {
                                    {live.open_timeout_ms, live.server_timeout_ms, live.reconnect});
 }
 
+// Live mode (--source): the detect pipeline with the digit detector and the digit reader.
+int run_live_digits(const DigitsOptions& o) {
+  if (!o.inputs.empty()) throw UsageError("give either digit images or --source (live mode), not both");
+  if (!o.live.server.empty()) throw UsageError("--server applies to digit images only, not to live mode (--source)");
+  DetectOptions live = o.live;
+  live.model = o.detector.empty() ? bundled_model_path("digits_yolov5n.torchscript") : o.detector;
+  live.reader_model = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
+  live.device = o.device;
+  live.json = o.json ? "-" : "";
+  return run_detect(live);
+}
+
+// Image mode needs inputs, and refuses the live-mode options it would silently ignore.
+void check_image_mode(const DigitsOptions& o) {
+  if (o.inputs.empty()) throw UsageError("nothing to read: give digit images, directories or globs, or --source");
+  for (const auto* option : o.live_only) {
+    if (option->count() > 0) {
+      throw UsageError(option->get_name() + " applies to live mode (--source) only, not to digit images");
+    }
+  }
+}
+
+// One image's normalized digit, or nullopt with its error reported: whatever one image does (missing, corrupt, a
+// bomb, no ink to find), the others are still read.
+std::optional<torch::Tensor> read_digit(const io::InputPath& item, std::int64_t max_pixels) {
+  if (!item.error.empty()) {
+    report_error(item.error);
+    return std::nullopt;
+  }
+  try {
+    const cv::Mat image = io::read_image_bgr(item.path, max_pixels);
+    return normalize_digit(as_tensor(view_of(image)));
+  } catch (...) {
+    const std::string why = failure_of(std::current_exception()).message;
+    report_error(why + (why.find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
+    return std::nullopt;
+  }
+}
+
+// Digits waiting for one forward pass; flush() classifies them and prints the results in input order.
+class DigitBatch {
+ public:
+  DigitBatch(const DigitClassifier& classifier, std::string model_name, bool json)
+      : classifier_(classifier), model_name_(std::move(model_name)), json_(json) {}
+
+  void add(std::string source, torch::Tensor digit) {
+    sources_.push_back(std::move(source));
+    digits_.push_back(std::move(digit));
+  }
+  std::size_t size() const { return digits_.size(); }
+
+  void flush() {
+    if (digits_.empty()) return;
+    const auto results = run_model([&] { return classifier_.classify(torch::stack(digits_)); },
+                                   [&] { return "the digit model " + model_name_ + " failed"; });
+    for (std::size_t i = 0; i < results.size(); ++i) print_result(sources_[i], results[i], json_);
+    check_stdout();
+    sources_.clear();
+    digits_.clear();
+  }
+
+ private:
+  const DigitClassifier& classifier_;
+  std::string model_name_;
+  bool json_;
+  std::vector<std::string> sources_;
+  std::vector<torch::Tensor> digits_;
+};
+
 }  // namespace
 
 CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
@@ -75,61 +145,26 @@ CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
 }
 
 int run_digits(const DigitsOptions& o) {
-  if (!o.live.sources.empty()) {
-    if (!o.inputs.empty()) throw UsageError("give either digit images or --source (live mode), not both");
-    if (!o.live.server.empty()) throw UsageError("--server applies to digit images only, not to live mode (--source)");
-    DetectOptions live = o.live;
-    live.model = o.detector.empty() ? bundled_model_path("digits_yolov5n.torchscript") : o.detector;
-    live.reader_model = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
-    live.device = o.device;
-    live.json = o.json ? "-" : "";
-    return run_detect(live);
-  }
-  if (o.inputs.empty()) throw UsageError("nothing to read: give digit images, directories or globs, or --source");
-  for (const auto* option : o.live_only) {
-    if (option->count() > 0) {
-      throw UsageError(option->get_name() + " applies to live mode (--source) only, not to digit images");
-    }
-  }
+  if (!o.live.sources.empty()) return run_live_digits(o);
+  check_image_mode(o);
   if (o.live.threads > 0) at::set_num_threads(o.live.threads);
   const auto device = resolve_device(parse_device_choice(o.device));
   const std::string model_path = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
   LoadedModel loaded = digit_model(o, model_path);
   const std::string model_name = loaded.path;  // the file, or triton:URL/NAME
   const DigitClassifier classifier(std::move(loaded), device);
-
+  DigitBatch batch(classifier, model_name, o.json);
   bool input_failed = false;
-  std::vector<std::string> sources;
-  std::vector<torch::Tensor> batch;
-  const auto flush = [&] {
-    if (batch.empty()) return;
-    const auto results = run_model([&] { return classifier.classify(torch::stack(batch)); },
-                                   [&] { return "the digit model " + model_name + " failed"; });
-    for (std::size_t i = 0; i < results.size(); ++i) print_result(sources[i], results[i], o.json);
-    check_stdout();
-    sources.clear();
-    batch.clear();
-  };
-
   for (const auto& item : io::expand_image_inputs(o.inputs)) {
-    if (!item.error.empty()) {
-      report_error(item.error);
+    auto digit = read_digit(item, o.live.max_pixels);
+    if (!digit) {
       input_failed = true;
       continue;
     }
-    try {
-      const cv::Mat image = io::read_image_bgr(item.path, o.live.max_pixels);
-      batch.push_back(normalize_digit(as_tensor(view_of(image))));
-      sources.push_back(item.path);
-    } catch (...) {  // whatever one image does (corrupt, a bomb, no ink to find), the others are still read
-      const std::string why = failure_of(std::current_exception()).message;
-      report_error(why + (why.find(item.path) == std::string::npos ? " (" + item.path + ")" : ""));
-      input_failed = true;
-      continue;
-    }
-    if (static_cast<int>(batch.size()) >= o.batch) flush();
+    batch.add(item.path, std::move(*digit));
+    if (static_cast<int>(batch.size()) >= o.batch) batch.flush();
   }
-  flush();
+  batch.flush();
   return static_cast<int>(input_failed ? ExitCode::Input : ExitCode::Ok);
 }
 

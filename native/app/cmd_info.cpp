@@ -25,8 +25,21 @@ CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
   return cmd;
 }
 
-int run_info(const InfoOptions& o) {
-  auto model = load_model(o.model, {o.trust_model});
+namespace {
+
+nlohmann::json contract_json(const DetectorContract& c) {
+  return {{"origin", c.origin},
+          {"dynamic", c.dynamic},
+          {"letterbox", c.letterbox == LetterboxMode::Rect ? "rect" : "square"},
+          {"stride", c.stride},
+          {"input", c.dynamic ? nlohmann::json("[B, 3, H, W] with H, W multiples of the stride")
+                              : nlohmann::json({1, 3, c.input_h, c.input_w})},
+          {"output", "rows [B, N, " + std::to_string(c.names.size() + 5) + "]"},
+          {"classes", c.names.size()}};
+}
+
+// Everything `info` prints, as the --json object.
+nlohmann::json model_info(LoadedModel& model, bool graph) {
   nlohmann::json info{{"path", escape_invalid_utf8(model.path)},
                       {"format", to_string(model.format)},
                       {"parameters", model.parameter_count}};
@@ -40,27 +53,16 @@ int run_info(const InfoOptions& o) {
   info["task"] = contract.task.empty() ? "unknown" : contract.task;
   if (!model.metadata.is_null()) info["metadata"] = model.metadata;
   if (!model.official_config.is_null()) info["config.txt"] = model.official_config;
-  if (contract.detector) {
-    const auto& c = *contract.detector;
-    info["contract"] = {{"origin", c.origin},
-                        {"dynamic", c.dynamic},
-                        {"letterbox", c.letterbox == LetterboxMode::Rect ? "rect" : "square"},
-                        {"stride", c.stride},
-                        {"input", c.dynamic ? nlohmann::json("[B, 3, H, W] with H, W multiples of the stride")
-                                            : nlohmann::json({1, 3, c.input_h, c.input_w})},
-                        {"output", "rows [B, N, " + std::to_string(c.names.size() + 5) + "]"},
-                        {"classes", c.names.size()}};
-  }
-  if (o.graph) {
+  if (contract.detector) info["contract"] = contract_json(*contract.detector);
+  if (graph) {
     const auto ir = forward_ir(model);
     info["graph"] = ir.graph;
     info["code"] = ir.code;
   }
-  if (o.json) {
-    std::cout << info.dump() << std::endl;
-    check_stdout();
-    return 0;
-  }
+  return info;
+}
+
+void print_info_text(const nlohmann::json& info, const LoadedModel& model, bool graph) {
   std::cout << "model:      " << model.path << "\n"
             << "format:     " << info["format"].get<std::string>() << "\n"
             << "kind:       " << info["kind"].get<std::string>() << "\n"
@@ -70,10 +72,22 @@ int run_info(const InfoOptions& o) {
   if (info.contains("contract")) std::cout << "contract:   " << info["contract"].dump(2) << "\n";
   if (info.contains("metadata")) std::cout << "metadata (jitvision.json): " << model.metadata.dump(2) << "\n";
   if (info.contains("config.txt")) std::cout << "config.txt: " << model.official_config.dump() << "\n";
-  if (o.graph) {
+  if (graph) {
     std::cout << "\ngraph (forward, inlined):\n"
               << info["graph"].get<std::string>() << "\ncode (forward):\n"
               << info["code"].get<std::string>();
+  }
+}
+
+}  // namespace
+
+int run_info(const InfoOptions& o) {
+  auto model = load_model(o.model, {o.trust_model});
+  const nlohmann::json info = model_info(model, o.graph);
+  if (o.json) {
+    std::cout << info.dump() << std::endl;
+  } else {
+    print_info_text(info, model, o.graph);
   }
   check_stdout();
   return 0;

@@ -67,25 +67,30 @@ std::uint64_t le(std::string_view b, size_t at, int bytes) {
 
 // Argument layout of each pickle opcode: 'n' none, '1' '2' '4' '8' fixed bytes, 'a' 'b' 'c' a 1-, 4- or 8-byte
 // length and that many bytes, 'l' one line, 'L' two lines, 'x' a name that cannot be resolved statically.
+struct PickleArgClass {
+  std::string_view ops;
+  char arg;
+};
+constexpr PickleArgClass kPickleArgClasses[] = {
+    {"c", 'L'},
+    {"\x93io\x82\x83\x84", 'x'},
+    {"(.012N\x88\x89)t\x85\x86\x87]ael}dsubR\x81\x92Q\x8f\x90\x91\x94\x97\x98", 'n'},
+    {"Kqh\x80", '1'},
+    {"M", '2'},
+    {"Jrj", '4'},
+    {"G\x95", '8'},
+    {"U\x8c"
+     "C\x8a",
+     'a'},
+    {"TXB\x8b", 'b'},
+    {"\x8d\x8e\x96", 'c'},
+    {"ILFSVpgP", 'l'},
+};
+
 char pickle_arg(unsigned char op) {
-  static const std::string none = "(.012N\x88\x89)t\x85\x86\x87]ael}dsubR\x81\x92Q\x8f\x90\x91\x94\x97\x98";
-  static const std::string one = "Kqh\x80", two = "M", four = "Jrj", eight = "G\x95";
-  static const std::string len1 =
-                               "U\x8c"
-                               "C\x8a",
-                           len4 = "TXB\x8b", len8 = "\x8d\x8e\x96", line = "ILFSVpgP";
-  const auto in = [op](const std::string& s) { return s.find(static_cast<char>(op)) != std::string::npos; };
-  if (op == 'c') return 'L';
-  if (op == 0x93 || op == 'i' || op == 'o' || op == 0x82 || op == 0x83 || op == 0x84) return 'x';
-  if (in(none)) return 'n';
-  if (in(one)) return '1';
-  if (in(two)) return '2';
-  if (in(four)) return '4';
-  if (in(eight)) return '8';
-  if (in(len1)) return 'a';
-  if (in(len4)) return 'b';
-  if (in(len8)) return 'c';
-  if (in(line)) return 'l';
+  for (const auto& c : kPickleArgClasses) {
+    if (c.ops.find(static_cast<char>(op)) != std::string_view::npos) return c.arg;
+  }
   return '?';
 }
 
@@ -259,32 +264,125 @@ void check_header(std::ifstream& in, const std::string& path) {
   }
 }
 
+// A scan over TorchScript code: the position and whether the last token was a '.' (a member, not a root name).
+struct CodeScan {
+  std::string_view text;
+  size_t i = 0;
+  bool after_dot = false;
+};
+
+void skip_comment(CodeScan& s) {
+  const size_t end = s.text.find('\n', s.i);
+  s.i = end == std::string_view::npos ? s.text.size() : end;
+}
+
+void skip_number(CodeScan& s) {
+  while (s.i < s.text.size() && (ident_char(s.text[s.i]) || s.text[s.i] == '.')) ++s.i;
+  s.after_dot = false;
+}
+
+// Reads the dotted name at s.i; adds it to found when it is not a member and starts at one of kRoots.
+void read_name(CodeScan& s, std::vector<std::string>& found) {
+  const size_t start = s.i;
+  std::string name = read_chain(s.text, s.i);
+  if (!s.after_dot && kRoots.count(std::string_view(name).substr(0, name.find('.')))) found.push_back(name);
+  std::string_view consumed = s.text.substr(start, s.i - start);
+  while (!consumed.empty() && space(consumed.back())) consumed.remove_suffix(1);
+  s.after_dot = !consumed.empty() && consumed.back() == '.';
+}
+
+// A cursor over pickle bytes that never moves past the end (a huge length must not wrap it around).
+class PickleCursor {
+ public:
+  explicit PickleCursor(std::string_view data) : data_(data) {}
+  bool done() const { return i_ >= data_.size(); }
+  unsigned char next() { return static_cast<unsigned char>(data_[i_++]); }
+  void skip(std::uint64_t n) {
+    if (n > data_.size() - i_) throw ModelError("truncated");
+    i_ += n;
+  }
+  // A little-endian length of `width` bytes and that many bytes.
+  void skip_counted(int width) {
+    const std::uint64_t n = le(data_, i_, width);
+    skip(width);
+    skip(n);
+  }
+  std::string line() {
+    const size_t end = data_.find('\n', i_);
+    if (end == std::string_view::npos) throw ModelError("truncated");
+    std::string s(data_.substr(i_, end - i_));
+    i_ = end + 1;
+    return s;
+  }
+
+ private:
+  std::string_view data_;
+  size_t i_ = 0;
+};
+
+// What an opcode whose global is named by a run-time value (not resolvable statically) is listed as.
+std::string_view dynamic_global(unsigned char op) {
+  if (op == 0x93) return "STACK_GLOBAL";
+  if (op == 'i') return "INST";
+  return op == 'o' ? "OBJ" : "EXT";
+}
+
+void skip_dynamic_argument(PickleCursor& at, unsigned char op) {
+  if (op == 'i') at.line(), at.line();
+  if (op >= 0x82 && op <= 0x84) at.skip(op == 0x82 ? 1 : op == 0x83 ? 2 : 4);
+}
+
+// Moves the cursor past op's argument; adds the global the opcode names, if any, to found.
+void read_argument(PickleCursor& at, unsigned char op, std::vector<std::string>& found) {
+  const std::string prefix(kPicklePrefix);
+  switch (const char arg = pickle_arg(op)) {
+    case 'n':
+      return;
+    case '1':
+    case '2':
+    case '4':
+    case '8':
+      return at.skip(arg - '0');
+    case 'a':
+      return at.skip_counted(1);
+    case 'b':
+      return at.skip_counted(4);
+    case 'c':
+      return at.skip_counted(8);
+    case 'l':
+      at.line();
+      return;
+    case 'L': {
+      const std::string module = at.line();
+      found.push_back(prefix + module + "." + at.line());
+      return;
+    }
+    case 'x':
+      found.push_back(prefix + std::string(dynamic_global(op)));
+      return skip_dynamic_argument(at, op);
+    default:
+      throw ModelError("unknown opcode");
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> code_names(std::string_view text) {
   std::vector<std::string> found;
-  bool after_dot = false;
-  for (size_t i = 0; i < text.size();) {
-    const char c = text[i];
+  for (CodeScan s{text}; s.i < text.size();) {
+    const char c = text[s.i];
     if (c == '#') {
-      const size_t end = text.find('\n', i);
-      i = end == std::string_view::npos ? text.size() : end;
+      skip_comment(s);
     } else if (c == '"' || c == '\'') {
-      i = skip_string(text, i);
-      after_dot = false;
+      s.i = skip_string(text, s.i);
+      s.after_dot = false;
     } else if (ident_start(c)) {
-      const size_t start = i;
-      std::string name = read_chain(text, i);
-      if (!after_dot && kRoots.count(std::string_view(name).substr(0, name.find('.')))) found.push_back(name);
-      std::string_view consumed = text.substr(start, i - start);
-      while (!consumed.empty() && space(consumed.back())) consumed.remove_suffix(1);
-      after_dot = !consumed.empty() && consumed.back() == '.';
+      read_name(s, found);
     } else if (c >= '0' && c <= '9') {
-      while (i < text.size() && (ident_char(text[i]) || text[i] == '.')) ++i;
-      after_dot = false;
+      skip_number(s);
     } else {
-      after_dot = c == '.' || (after_dot && space(c));
-      ++i;
+      s.after_dot = c == '.' || (s.after_dot && space(c));
+      ++s.i;
     }
   }
   return found;
@@ -292,64 +390,15 @@ std::vector<std::string> code_names(std::string_view text) {
 
 std::vector<std::string> pickle_globals(std::string_view data) {
   std::vector<std::string> found;
-  const std::string prefix(kPicklePrefix);
   try {
-    for (size_t i = 0; i < data.size();) {
-      const auto op = static_cast<unsigned char>(data[i++]);
+    for (PickleCursor at(data); !at.done();) {
+      const unsigned char op = at.next();
       if (op == '.') return found;
-      const char arg = pickle_arg(op);
-      const auto skip = [&](std::uint64_t n) {  // never past the end (a huge length must not wrap i around)
-        if (n > data.size() - i) throw ModelError("truncated");
-        i += n;
-      };
-      const auto line = [&] {
-        const size_t end = data.find('\n', i);
-        if (end == std::string_view::npos) throw ModelError("truncated");
-        std::string s(data.substr(i, end - i));
-        i = end + 1;
-        return s;
-      };
-      switch (arg) {
-        case 'n':
-          break;
-        case '1':
-        case '2':
-        case '4':
-        case '8':
-          skip(arg - '0');
-          break;
-        case 'a':
-          skip(1 + le(data, i, 1));
-          break;
-        case 'b':
-          skip(4 + le(data, i, 4));
-          break;
-        case 'c': {
-          const std::uint64_t n = le(data, i, 8);
-          skip(8);
-          skip(n);
-          break;
-        }
-        case 'l':
-          line();
-          break;
-        case 'L': {
-          const std::string module = line();
-          found.push_back(prefix + module + "." + line());
-          break;
-        }
-        case 'x':
-          found.push_back(prefix + (op == 0x93 ? "STACK_GLOBAL" : op == 'i' ? "INST" : op == 'o' ? "OBJ" : "EXT"));
-          if (op == 'i') line(), line();
-          if (op >= 0x82 && op <= 0x84) i += op == 0x82 ? 1 : op == 0x83 ? 2 : 4;
-          break;
-        default:
-          throw ModelError("unknown opcode");
-      }
+      read_argument(at, op, found);
     }
   } catch (const ModelError&) {
   }
-  found.push_back(prefix + "<malformed pickle>");
+  found.push_back(std::string(kPicklePrefix) + "<malformed pickle>");
   return found;
 }
 

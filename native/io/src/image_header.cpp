@@ -36,26 +36,28 @@ std::optional<ImageSize> png_size(Bytes b) {
   return size_of(read_uint(b, 16, 4, true), read_uint(b, 20, 4, true));
 }
 
-// The first start-of-frame segment (SOF0-SOF15 but DHT, JPG and DAC) holds the size; it comes before the scan.
+// Markers without a length: restart markers RST0-RST7 and TEM.
+bool standalone_marker(std::uint8_t marker) { return (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01; }
+
+// Start-of-frame markers: SOF0-SOF15 but DHT (C4), JPG (C8) and DAC (CC).
+bool frame_marker(std::uint8_t marker) {
+  return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+}
+
+// The first start-of-frame segment holds the size; it comes before the scan.
 std::optional<ImageSize> jpeg_size(Bytes b) {
   std::size_t i = 2;
   while (i + 1 < b.size()) {
     if (b[i] != 0xFF) return std::nullopt;
     const std::uint8_t marker = b[i + 1];
-    if (marker == 0xFF) {  // fill byte
-      ++i;
-      continue;
-    }
-    if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {  // markers without a length
-      i += 2;
+    if (marker == 0xFF || standalone_marker(marker)) {  // a fill byte, or a marker without a length
+      i += marker == 0xFF ? 1 : 2;
       continue;
     }
     if (marker == 0xD9 || marker == 0xDA) return std::nullopt;  // end of image, start of scan: no frame header
     const auto length = read_uint(b, i + 2, 2, true);
     if (!length || *length < 2) return std::nullopt;
-    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
-      return size_of(read_uint(b, i + 7, 2, true), read_uint(b, i + 5, 2, true));
-    }
+    if (frame_marker(marker)) return size_of(read_uint(b, i + 7, 2, true), read_uint(b, i + 5, 2, true));
     i += 2 + *length;
   }
   return std::nullopt;
@@ -153,17 +155,24 @@ std::optional<ImageSize> tiff_size(Bytes b) {
   return size_of(w, h);
 }
 
+bool is_jpeg(Bytes b) { return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
+
+// P1-P6 (PBM, PGM, PPM) and P7 (PAM), then whitespace.
+bool is_pnm(Bytes b) { return b.size() >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' && std::isspace(b[2]); }
+
+bool is_tiff(Bytes b) {
+  return starts_with(b, 0, std::string_view("II*\0", 4)) || starts_with(b, 0, std::string_view("MM\0*", 4));
+}
+
 }  // namespace
 
 std::optional<ImageSize> image_header_size(std::span<const std::uint8_t> b) {
   if (starts_with(b, 0, "\x89PNG\r\n\x1a\n")) return png_size(b);
-  if (b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return jpeg_size(b);
+  if (is_jpeg(b)) return jpeg_size(b);
   if (starts_with(b, 0, "BM")) return bmp_size(b);
   if (starts_with(b, 0, "RIFF") && starts_with(b, 8, "WEBP")) return webp_size(b);
-  if (b.size() >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' && std::isspace(b[2])) return pnm_size(b);
-  if (starts_with(b, 0, std::string_view("II*\0", 4)) || starts_with(b, 0, std::string_view("MM\0*", 4))) {
-    return tiff_size(b);
-  }
+  if (is_pnm(b)) return pnm_size(b);
+  if (is_tiff(b)) return tiff_size(b);
   return std::nullopt;
 }
 

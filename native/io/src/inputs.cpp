@@ -61,36 +61,48 @@ bool has_image_extension(const std::string& path) { return has_extension_in(path
 
 bool has_video_extension(const std::string& path) { return has_extension_in(path, video_extensions()); }
 
+namespace {
+
+// A directory's image (and, with include_videos, video) files, sorted; or one entry saying why there are none.
+void expand_directory(const std::string& dir, bool include_videos, std::vector<InputPath>& out) {
+  std::error_code ec;
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().string();
+    if (entry.is_regular_file(ec) && (has_image_extension(name) || (include_videos && has_video_extension(name)))) {
+      files.push_back(name);
+    }
+  }
+  if (ec) {
+    out.push_back({dir, "cannot list directory " + dir + ": " + ec.message()});
+    return;
+  }
+  if (files.empty()) {
+    out.push_back({dir, "directory " + dir +
+                            (include_videos ? " contains no image or video files" : " contains no image files")});
+    return;
+  }
+  std::sort(files.begin(), files.end());
+  for (auto& f : files) out.push_back({std::move(f), ""});
+}
+
+// The files a glob pattern matches, or one entry saying that none does.
+void expand_pattern(const std::string& pattern, std::vector<InputPath>& out) {
+  const auto matches = glob_paths(pattern);
+  if (matches.empty()) out.push_back({pattern, "no files match " + pattern});
+  for (const auto& m : matches) out.push_back(file_entry(m));
+}
+
+}  // namespace
+
 std::vector<InputPath> expand_image_inputs(const std::vector<std::string>& arguments, bool include_videos) {
   std::vector<InputPath> out;
   for (const auto& arg : arguments) {
     std::error_code ec;
     if (fs::is_directory(arg, ec)) {
-      std::vector<std::string> files;
-      for (const auto& entry : fs::directory_iterator(arg, ec)) {
-        const auto name = entry.path().string();
-        if (entry.is_regular_file(ec) && (has_image_extension(name) || (include_videos && has_video_extension(name)))) {
-          files.push_back(entry.path().string());
-        }
-      }
-      if (ec) {
-        out.push_back({arg, "cannot list directory " + arg + ": " + ec.message()});
-        continue;
-      }
-      if (files.empty()) {
-        out.push_back({arg, "directory " + arg +
-                                (include_videos ? " contains no image or video files" : " contains no image files")});
-        continue;
-      }
-      std::sort(files.begin(), files.end());
-      for (auto& f : files) out.push_back({std::move(f), ""});
+      expand_directory(arg, include_videos, out);
     } else if (!fs::exists(arg, ec) && is_pattern(arg)) {
-      auto matches = glob_paths(arg);
-      if (matches.empty()) {
-        out.push_back({arg, "no files match " + arg});
-        continue;
-      }
-      for (const auto& m : matches) out.push_back(file_entry(m));
+      expand_pattern(arg, out);
     } else {
       out.push_back(file_entry(arg));
     }
