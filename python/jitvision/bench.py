@@ -325,19 +325,49 @@ def _child(args, shape: List[int], variants: str, video: bool) -> Dict:
     return json.loads(proc.stdout)
 
 
+def _bench_dtype(args, device: torch.device) -> torch.dtype:
+    half = args.half and device.type == "cuda"
+    if args.half and not half:
+        print("jitvision: warning: --half needs CUDA; measuring FP32 on the CPU", file=sys.stderr)
+    return torch.float16 if half else torch.float32
+
+
+def _variant_names(spec: str) -> List[str]:
+    names = [v for v in spec.split(",") if v]
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        raise BenchError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
+    return names
+
+
+def _measure_all(args, names: List[str], shape: List[int], setup: Setup) -> Tuple[Dict, Optional[Dict], List[float]]:
+    """Each variant's figures and, with --video, the video's: in this process, or with --isolate each in a child
+    process of its own (their peak RSS comes back too)."""
+    variants, video, child_rss = {}, None, []
+    for name in names:
+        if args.isolate:
+            child = _child(args, shape, name, video=False)
+            variants[name] = child["variants"][name]
+            child_rss.append(child["peak_rss_mb"])
+        else:
+            variants[name] = measure_variant(name, setup)
+    if args.video:
+        if args.isolate:
+            child = _child(args, shape, "", video=True)
+            video = child["video"]
+            child_rss.append(child["peak_rss_mb"])
+        else:
+            video = reference_on_video(args.model, args.video, args.img or None)
+    return variants, video, child_rss
+
+
 def run_bench(args) -> Dict:
     set_executor(args.jit_executor)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    half = args.half and device.type == "cuda"
-    if args.half and not half:
-        print("jitvision: warning: --half needs CUDA; measuring FP32 on the CPU", file=sys.stderr)
-    dtype = torch.float16 if half else torch.float32
-    names = [v for v in args.variants.split(",") if v]
-    unknown = set(names) - set(VARIANTS)
-    if unknown:
-        raise BenchError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
+    dtype = _bench_dtype(args, device)
+    names = _variant_names(args.variants)
 
     loaded = load_model(args.model)
     contract = read_contract(loaded)
@@ -353,21 +383,10 @@ def run_bench(args) -> Dict:
     del module, loaded
     rss = [peak_rss_mb()]
     load_before = load_average()
-    for name in names:
-        if args.isolate:
-            child = _child(args, shape, name, video=False)
-            out["variants"][name] = child["variants"][name]
-            rss.append(child["peak_rss_mb"])
-        else:
-            out["variants"][name] = measure_variant(name, setup)
+    out["variants"], video, child_rss = _measure_all(args, names, shape, setup)
     if args.video:
-        if args.isolate:
-            child = _child(args, shape, "", video=True)
-            out["video"] = child["video"]
-            rss.append(child["peak_rss_mb"])
-        else:
-            out["video"] = reference_on_video(args.model, args.video, args.img or None)
-    out["peak_rss_mb"] = max(rss + [peak_rss_mb()])
+        out["video"] = video
+    out["peak_rss_mb"] = max(rss + child_rss + [peak_rss_mb()])
     out["noise"] = noise_check({name: v["forward"].get("spread") for name, v in out["variants"].items()},
                                load_before, load_average(), len(os.sched_getaffinity(0)))
     out["versions"] = versions()

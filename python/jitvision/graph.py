@@ -150,6 +150,11 @@ def _follow_containers(node, sources: Dict[int, Sources], items: Dict[int, Dict]
     indices only) instead of drawing them. True when ``node`` was such a container operation."""
     kind, ins, outs = node.kind(), list(node.inputs()), list(node.outputs())
     of = [sources.get(v.unique(), []) for v in ins]
+    return _follow_sequence(kind, ins, outs, of, sources) or _follow_item(kind, ins, outs, of, sources, items)
+
+
+def _follow_sequence(kind: str, ins, outs, of: List[Sources], sources: Dict[int, Sources]) -> bool:
+    """Packing, unpacking and appending: the sources travel along."""
     if kind in _PACK:
         sources[outs[0].unique()] = [s for each in of for s in each]
     elif kind in _UNPACK and len(of[0]) == len(outs):
@@ -157,7 +162,14 @@ def _follow_containers(node, sources: Dict[int, Sources], items: Dict[int, Dict]
             sources[out.unique()] = [source]
     elif kind == "aten::append":
         sources[ins[0].unique()] = sources[outs[0].unique()] = of[0] + of[1]
-    elif kind == "prim::DictConstruct" and not ins:
+    else:
+        return False
+    return True
+
+
+def _follow_item(kind: str, ins, outs, of: List[Sources], sources: Dict[int, Sources], items: Dict[int, Dict]) -> bool:
+    """Dictionaries built and read with constant keys, and lists or tuples read at a constant index."""
+    if kind == "prim::DictConstruct" and not ins:
         items[outs[0].unique()] = {}
     elif kind == "aten::_set_item" and ins[0].unique() in items and ins[1].toIValue() is not None:
         items[ins[0].unique()][ins[1].toIValue()] = of[2]

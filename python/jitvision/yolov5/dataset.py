@@ -39,8 +39,7 @@ class DataConfig:
         return len(self.names)
 
 
-def load_data_config(path: str | os.PathLike) -> DataConfig:
-    path = Path(path)
+def _read_yaml_mapping(path: Path) -> Dict:
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -50,19 +49,35 @@ def load_data_config(path: str | os.PathLike) -> DataConfig:
     missing = [k for k in ("train", "val", "names") if k not in raw]
     if missing:
         raise DatasetError(f"data YAML {path} lacks {', '.join(missing)}")
-    root = Path(raw.get("path") or path.parent)
-    root = root if root.is_absolute() else path.parent / root
+    return raw
+
+
+def _class_names(raw: Dict, path: Path) -> List[str]:
+    """``names`` as a list (a mapping is read by index 0..n-1), checked against ``nc`` when given."""
     names = raw["names"]
     if isinstance(names, dict):
         names = [names[i] for i in range(len(names))]
     names = [str(n) for n in names]
     if "nc" in raw and int(raw["nc"]) != len(names):
         raise DatasetError(f"data YAML {path}: nc is {raw['nc']} but {len(names)} names are listed")
+    return names
+
+
+def _hyperparameters(raw: Dict, path: Path) -> Dict[str, float]:
     hyp = raw.get("hyp") or {}
     unknown = sorted(set(hyp) - set(DEFAULT_HYP))
     if unknown:
         raise DatasetError(f"data YAML {path}: unknown hyp keys {unknown} (known: {sorted(DEFAULT_HYP)})")
-    return DataConfig(root / raw["train"], root / raw["val"], names, {k: float(v) for k, v in hyp.items()})
+    return {k: float(v) for k, v in hyp.items()}
+
+
+def load_data_config(path: str | os.PathLike) -> DataConfig:
+    path = Path(path)
+    raw = _read_yaml_mapping(path)
+    root = Path(raw.get("path") or path.parent)
+    root = root if root.is_absolute() else path.parent / root
+    names, hyp = _class_names(raw, path), _hyperparameters(raw, path)
+    return DataConfig(root / raw["train"], root / raw["val"], names, hyp)
 
 
 def image_files(folder: Path) -> List[Path]:

@@ -171,47 +171,69 @@ def _resolve_arg(arg, nc: int, anchors):
     return names[arg] if isinstance(arg, str) and arg in names else arg
 
 
-def build_layers(arch: Dict, in_channels: int = 3) -> nn.Sequential:
-    """Instantiate the layer list of ``arch`` with the published depth/width scaling rules."""
+def _check_arch(arch: Dict) -> None:
     for key in ("nc", "depth_multiple", "width_multiple", "anchors", "backbone", "head"):
         if key not in arch:
             raise CheckpointError(f"architecture description lacks '{key}'")
     if arch.get("activation"):
         raise CheckpointError(f"custom activation {arch['activation']!r} is not supported (only SiLU)")
-    nc, gd, gw, anchors = arch["nc"], arch["depth_multiple"], arch["width_multiple"], arch["anchors"]
+
+
+def _repeats(i: int, n: int, depth_multiple: float) -> int:
+    """Layer ``i``'s repeat count ``n`` scaled by the depth multiple (a single layer stays single)."""
+    n = max(round(n * depth_multiple), 1) if n > 1 else n
+    if not 1 <= n <= MAX_REPEATS:
+        raise CheckpointError(f"layer {i} repeats {n} times; a YOLOv5 layer repeats 1 to {MAX_REPEATS} times")
+    return n
+
+
+def _module_args(name: str, c1: int, args: List, n: int, width_multiple: float, head_width: int):
+    """Conv, C3, Bottleneck, SPPF: their arguments (output width scaled), repeat count and output channels."""
+    c2 = args[0]
+    if c2 != head_width:  # a layer producing the raw head width is not scaled
+        c2 = make_divisible(c2 * width_multiple, 8)
+    args = [c1, c2, *args[1:]]
+    if name == "C3":  # C3 repeats its bottlenecks itself
+        args.insert(2, n)
+        n = 1
+    return args, n, c2
+
+
+def _layer_plan(i: int, src, name: str, args: List, n: int, ch: List[int], widths: Tuple[float, int], last: bool):
+    """Layer ``i``'s constructor, its arguments, repeat count and output channels (``ch``: the earlier layers';
+    ``widths``: the width multiple and the head width)."""
+    if name in _LAYERS:
+        return (_LAYERS[name], *_module_args(name, ch[src], args, n, *widths))
+    if name == "Concat":
+        return Concat, args, n, sum(ch[j] for j in src)
+    if name in ("nn.Upsample", "Upsample"):
+        return nn.Upsample, args, n, ch[src]
+    if name == "Detect":
+        if not last:
+            raise CheckpointError("Detect must be the last layer of the architecture")
+        return Detect, [*args, [ch[j] for j in src]], n, widths[1]
+    raise CheckpointError(f"layer {i} is '{name}', which this YOLOv5 implementation does not support "
+                          "(supported: Conv, C3, Bottleneck, SPPF, Concat, nn.Upsample, Detect)")
+
+
+def _head_width(arch: Dict) -> int:
+    """Channels of one Detect convolution: anchors per level x (classes + 5)."""
+    anchors = arch["anchors"]
     na = anchors if isinstance(anchors, int) else len(anchors[0]) // 2
-    no = na * (nc + 5)
+    return na * (arch["nc"] + 5)
+
+
+def build_layers(arch: Dict, in_channels: int = 3) -> nn.Sequential:
+    """Instantiate the layer list of ``arch`` with the published depth/width scaling rules."""
+    _check_arch(arch)
+    widths = (arch["width_multiple"], _head_width(arch))
     specs = list(arch["backbone"]) + list(arch["head"])
     ch = [in_channels]
     layers = []
     for i, (src, n, name, args) in enumerate(specs):
-        args = [_resolve_arg(a, nc, anchors) for a in args]
-        n = max(round(n * gd), 1) if n > 1 else n
-        if not 1 <= n <= MAX_REPEATS:
-            raise CheckpointError(f"layer {i} repeats {n} times; a YOLOv5 layer repeats 1 to {MAX_REPEATS} times")
-        if name in _LAYERS:
-            c1, c2 = ch[src], args[0]
-            if c2 != no:  # a layer producing the raw head width is not scaled
-                c2 = make_divisible(c2 * gw, 8)
-            args = [c1, c2, *args[1:]]
-            if name == "C3":
-                args.insert(2, n)
-                n = 1
-            make = _LAYERS[name]
-        elif name == "Concat":
-            c2 = sum(ch[j] for j in src)
-            make = Concat
-        elif name in ("nn.Upsample", "Upsample"):
-            c2 = ch[src]
-            make = nn.Upsample
-        elif name == "Detect":
-            if i != len(specs) - 1:
-                raise CheckpointError("Detect must be the last layer of the architecture")
-            args.append([ch[j] for j in src])
-            make = Detect
-        else:
-            raise CheckpointError(f"layer {i} is '{name}', which this YOLOv5 implementation does not support "
-                                  "(supported: Conv, C3, Bottleneck, SPPF, Concat, nn.Upsample, Detect)")
+        args = [_resolve_arg(a, arch["nc"], arch["anchors"]) for a in args]
+        n = _repeats(i, n, arch["depth_multiple"])
+        make, args, n, c2 = _layer_plan(i, src, name, args, n, ch, widths, last=i == len(specs) - 1)
         layer = nn.Sequential(*(make(*args) for _ in range(n))) if n > 1 else make(*args)
         layer.i, layer.f = i, src
         layers.append(layer)
