@@ -138,3 +138,14 @@ $(BENCH_ENV)/.installed: | $(VENV)/.installed
 	$(PY) -m pip install -q --disable-pip-version-check --target $(BENCH_ENV) $(BENCH_PEERS)
 	cd $(BENCH_ENV) && rm -rf numpy numpy.libs numpy-*.dist-info bin
 	@touch $@
+
+# Report only (never part of build, test or lint): the functions over the project's size standard, cyclomatic
+# complexity over 15 or more than 80 lines, in native/ and python/, by lizard from its own package directory.
+LIZARD_ENV := $(ROOT)/.venv-lizard
+.PHONY: complexity
+complexity: $(LIZARD_ENV)/.installed
+	@out=$$(PYTHONPATH=$(LIZARD_ENV) $(PY) -m lizard native python -C 15 -L 80 -w); \
+	  if [ -n "$$out" ]; then echo "$$out"; fi; echo "$$(grep -c ': warning: ' <<< "$$out") functions over CCN 15 or 80 lines"
+$(LIZARD_ENV)/.installed: | $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check --target $(LIZARD_ENV) lizard==1.24.3
+	@touch $@
