@@ -3,11 +3,10 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <unistd.h>
-
 #include "detect_flags.hpp"
 #include "jitvision/core/errors.hpp"
 #include "run_folder.hpp"
+#include "temp_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace jitvision;
@@ -28,8 +27,8 @@ TEST(DetectFlags, DeviceSpellings) {
 }
 
 TEST(RunFolder, NumberedUnlessExistOk) {
-  const fs::path project = fs::temp_directory_path() / ("jitvision-runs-" + std::to_string(::getpid()));
-  fs::remove_all(project);
+  const testutil::TempDir runs("runs");
+  const fs::path project = runs.path() / "project";
   EXPECT_EQ(new_run_dir(project.string(), "exp", false), (project / "exp").string());
   EXPECT_EQ(new_run_dir(project.string(), "exp", false), (project / "exp2").string());
   std::ofstream(project / "exp3") << "a file, not a folder";
@@ -38,5 +37,4 @@ TEST(RunFolder, NumberedUnlessExistOk) {
   fs::remove_all(project / "exp2");
   EXPECT_EQ(new_run_dir(project.string(), "exp", false), (project / "exp2").string());  // gaps are reused
   EXPECT_THROW(new_run_dir((project / "exp3").string(), "exp", false), OutputError);    // under a file
-  fs::remove_all(project);
 }

@@ -2,8 +2,6 @@
 // stage, of any exception type, ends the run with one error line and the right exit code (no std::terminate, no
 // hang), results already written are kept, names that are not UTF-8 reach the JSON lines, and a saved video keeps
 // its source's frame rate.
-#include <unistd.h>
-
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +17,7 @@
 #include "jitvision/core/image.hpp"
 #include "json_text.hpp"
 #include "pipeline.hpp"
+#include "temp_files.hpp"
 
 namespace jitvision::app {
 namespace {
@@ -29,15 +28,7 @@ const std::string kModel = std::string(JITVISION_TEST_MODELS_DIR) + "/digits_yol
 
 class DetectRun : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("jitvision_app_tests_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string path(const std::string& name) const { return dir_.file(name); }
 
   static cv::Mat noise(int seed) {
     cv::Mat m(96, 128, CV_8UC3);
@@ -71,7 +62,7 @@ class DetectRun : public ::testing::Test {
     return rows;
   }
 
-  fs::path dir_;
+  testutil::TempDir dir_{"app-tests"};
 };
 
 TEST_F(DetectRun, ASavedVideoHasItsSourcesFrameRate) {
@@ -129,7 +120,7 @@ class Stages : public DetectRun {
     DetectorOptions dopt;
     dopt.img_size = 64;
     detector_ = std::make_unique<Detector>(load_model(kModel), torch::kCPU, dopt);
-    capture_.sources = {dir_.string()};
+    capture_.sources = {dir_.path().string()};
     capture_.prepare = [this](const cv::Mat& m) {
       return detector_->prepare(as_tensor(ImageView{m.data, m.rows, m.cols, m.channels(), m.step[0]}));
     };

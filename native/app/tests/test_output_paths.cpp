@@ -1,7 +1,5 @@
 // check_output_paths: an output that would overwrite a source, the model or another output is refused before
 // anything is opened; harmless outputs pass.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -11,6 +9,7 @@
 
 #include "jitvision/core/errors.hpp"
 #include "output_paths.hpp"
+#include "temp_files.hpp"
 
 namespace jitvision::app {
 namespace {
@@ -20,16 +19,12 @@ namespace fs = std::filesystem;
 class OutputPathsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    root_ = fs::temp_directory_path() / ("jitvision-output-paths-" + std::to_string(::getpid()) + "-" + test);
-    fs::remove_all(root_);
     fs::create_directories(root_ / "images" / "sub");
     touch("images/a.jpg");
     touch("images/b.png");
     touch("clip.mp4");
     touch("model.torchscript");
   }
-  void TearDown() override { fs::remove_all(root_); }
 
   void touch(const std::string& name) const { std::ofstream(root_ / name) << "x"; }
   std::string at(const std::string& name) const { return (root_ / name).string(); }
@@ -44,7 +39,8 @@ class OutputPathsTest : public ::testing::Test {
     return "";
   }
 
-  fs::path root_;
+  testutil::TempDir dir_{"output-paths"};
+  const fs::path root_ = dir_.path();
 };
 
 TEST_F(OutputPathsTest, HarmlessOutputsPass) {

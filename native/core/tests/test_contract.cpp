@@ -1,8 +1,6 @@
 // Unit tests for read_contract: the bundled models, and tiny TorchScript modules carrying hand-written metadata.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -12,6 +10,7 @@
 #include "jitvision/core/detector.hpp"
 #include "jitvision/core/digits.hpp"
 #include "jitvision/core/errors.hpp"
+#include "temp_files.hpp"
 
 namespace jitvision {
 namespace {
@@ -24,7 +23,7 @@ std::string bundled(const std::string& name) { return std::string(JITVISION_TEST
 LoadedModel tiny_model(const torch::jit::ExtraFilesMap& extra) {
   torch::jit::Module module("Tiny");
   module.define("def forward(self, x):\n  return x\n");
-  const auto path = fs::temp_directory_path() / ("jitvision-contract-" + std::to_string(::getpid()) + ".pt");
+  const auto path = testutil::temp_path("contract.pt");
   module.save(path.string(), extra);
   auto model = load_model(path.string());
   fs::remove(path);

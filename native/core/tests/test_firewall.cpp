@@ -1,8 +1,6 @@
 // Unit tests for the model firewall: the name scanners, hostile modules, the bundled models, broken archives.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -11,22 +9,19 @@
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/firewall.hpp"
 #include "jitvision/core/model.hpp"
+#include "temp_files.hpp"
 
 namespace jitvision {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_path(const std::string& name) {
-  return fs::temp_directory_path() / ("jitvision-firewall-" + std::to_string(::getpid()) + "-" + name);
-}
-
 // A scripted module whose forward writes into `marker` through torch.from_file, saved to a temp file.
 fs::path hostile_model(const fs::path& marker) {
   torch::jit::Module module("Hostile");
   module.define("def forward(self, x):\n  t = torch.from_file('" + marker.string() +
                 "', True, 16, dtype=0)\n  return x + torch.sum(torch.fill_(t, 65))\n");
-  const auto path = temp_path("hostile.pt");
+  const auto path = testutil::temp_path("firewall-hostile.pt");
   module.save(path.string());
   return path;
 }
@@ -69,7 +64,7 @@ TEST(Firewall, BundledModelsPass) {
 }
 
 TEST(Firewall, HostileModelIsRefusedBeforeItRunsAndLoadsWhenTrusted) {
-  const auto marker = temp_path("marker");
+  const auto marker = testutil::temp_path("firewall-marker");
   const auto path = hostile_model(marker);
   const auto message = model_error([&] { load_model(path.string()); });
   EXPECT_NE(message.find("torch.from_file"), std::string::npos) << message;
@@ -85,7 +80,7 @@ TEST(Firewall, HostileModelIsRefusedBeforeItRunsAndLoadsWhenTrusted) {
 TEST(Firewall, BrokenArchivesGiveModelErrors) {
   std::ifstream in(std::string(JITVISION_TEST_MODELS_DIR) + "/mnist.torchscript", std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto path = temp_path("broken.pt");
+  const auto path = testutil::temp_path("firewall-broken.pt");
   std::mt19937 rng(7);
   int refused = 0;
   for (int i = 0; i < 200; ++i) {
@@ -95,7 +90,7 @@ TEST(Firewall, BrokenArchivesGiveModelErrors) {
     } else {
       for (int k = 0; k < 8; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng());
     }
-    std::ofstream(path, std::ios::binary) << bytes;
+    testutil::write_file(path, bytes);
     try {
       used_names(path.string());
     } catch (const ModelError&) {

@@ -3,8 +3,6 @@
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -13,25 +11,20 @@
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/model.hpp"
 #include "jitvision/core/model_format.hpp"
+#include "temp_files.hpp"
 
 namespace jitvision {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_path(const std::string& name) {
-  return fs::temp_directory_path() / ("jitvision-format-" + std::to_string(::getpid()) + "-" + name);
-}
-
 fs::path write_bytes(const std::string& name, const std::string& bytes) {
-  const auto path = temp_path(name);
-  std::ofstream(path, std::ios::binary) << bytes;
-  return path;
+  return testutil::write_file(testutil::temp_path("format-" + name), bytes);
 }
 
 // A zip archive as torch writes them (every record under "<archive>/").
 fs::path write_archive(const std::string& name, const std::map<std::string, std::string>& records) {
-  const auto path = temp_path(name);
+  const auto path = testutil::temp_path("format-" + name);
   {
     caffe2::serialize::PyTorchStreamWriter writer(path.string());
     for (const auto& [record, data] : records) writer.writeRecord(record, data.data(), data.size());

@@ -1,7 +1,6 @@
 // Image sizes read from headers before decoding, and read_image_bgr's bounds: decompression bombs, huge files and
 // non-regular files are refused without being decoded or read whole; one bad file in a list is one skipped frame.
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -18,6 +17,7 @@
 #include "jitvision/io/image_file.hpp"
 #include "jitvision/io/image_header.hpp"
 #include "jitvision/io/sources.hpp"
+#include "temp_files.hpp"
 
 namespace jitvision::io {
 namespace {
@@ -52,19 +52,13 @@ std::string error_of(const std::function<void()>& call) {
 
 class ImageFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("jitvision_header_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string write(const std::string& name, const std::vector<std::uint8_t>& bytes) const {
     const auto p = (dir_ / name).string();
     std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     return p;
   }
-  fs::path dir_;
+  testutil::TempDir temp_{"header"};
+  const fs::path dir_ = temp_.path();
 };
 
 TEST(ImageHeader, EveryFormatWeReadGivesTheSizeOpenCvWrote) {
