@@ -61,6 +61,7 @@ torch::Tensor Detector::forward(const torch::Tensor& input) {
 }
 
 void Detector::warm_up(std::int64_t input_h, std::int64_t input_w) {
+  if (model_->remote()) return;  // the server warms up its own model: no zero frames over the network
   const auto input = torch::zeros({1, 3, input_h, input_w}, torch::TensorOptions(device_).dtype(dtype_));
   for (int i = 0; i < kWarmUpForwards; ++i) forward(input);
   synchronize(device_);

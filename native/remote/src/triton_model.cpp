@@ -48,6 +48,7 @@ class TritonModel final : public Model {
   ModelFormat format() const override { return ModelFormat::Triton; }
   // The server owns device and precision: the input is sent in the type its config names, whatever `dtype` is.
   void to(torch::Device, torch::ScalarType, const InferenceForm&) override {}
+  bool remote() const override { return true; }
 
   std::vector<torch::Tensor> forward(const torch::Tensor& input) override {
     const std::int64_t n = input.size(0), chunk = max_batch_ > 0 ? max_batch_ : n;

@@ -25,6 +25,8 @@ class Model {
   // One forward pass. The outputs flattened one level: a tensor, or each element of a tuple or list in order (an
   // element that is not a tensor is an undefined tensor). ModelError when the input does not fit the model.
   virtual std::vector<torch::Tensor> forward(const torch::Tensor& input) = 0;
+  // True when forward runs elsewhere (an inference server): nothing to warm up here, and each call is a request.
+  virtual bool remote() const { return false; }
 };
 
 struct LoadedModel {
