@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -12,6 +14,16 @@
 #include "jitvision/core/errors.hpp"
 
 namespace jitvision::remote {
+
+// A POST body read by libcurl straight from its two pieces (the JSON header, then the tensor's bytes), so a frame
+// is not copied into one joined buffer first. `offset` is where the next read starts; libcurl seeks back to 0 when it
+// sends the request again on a fresh connection.
+struct UploadBody {
+  std::string_view json, binary;
+  std::size_t offset = 0;
+  std::size_t size() const { return json.size() + binary.size(); }
+};
+
 namespace {
 
 struct CurlDeleter {
@@ -57,6 +69,52 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   return size * count;
 }
 
+std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* user) {
+  auto* body = static_cast<UploadBody*>(user);
+  const std::size_t room = size * count;
+  std::size_t written = 0, at = body->offset;
+  for (const std::string_view piece : {body->json, body->binary}) {
+    if (at >= piece.size()) {
+      at -= piece.size();
+      continue;
+    }
+    const std::size_t n = std::min(room - written, piece.size() - at);
+    std::memcpy(buffer + written, piece.data() + at, n);
+    written += n;
+    at = 0;
+  }
+  body->offset += written;
+  return written;
+}
+
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* body = static_cast<UploadBody*>(user);
+  if (origin != SEEK_SET || offset < 0 || static_cast<std::size_t>(offset) > body->size()) {
+    return CURL_SEEKFUNC_CANTSEEK;
+  }
+  body->offset = static_cast<std::size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
+// The request headers and body of a POST; with binary bytes, Inference-Header-Content-Length is the JSON's length.
+curl_slist* set_body(CURL* h, UploadBody& body) {
+  curl_slist* list = curl_slist_append(nullptr, "Expect:");  // no 100-continue round trip for large bodies
+  const bool binary = !body.binary.empty();
+  list = curl_slist_append(list, binary ? "Content-Type: application/octet-stream" : "Content-Type: application/json");
+  if (binary) {
+    list = curl_slist_append(list, ("Inference-Header-Content-Length: " + std::to_string(body.json.size())).c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+  curl_easy_setopt(h, CURLOPT_READDATA, &body);
+  curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+  curl_easy_setopt(h, CURLOPT_SEEKDATA, &body);
+  body.offset = 0;
+  return list;
+}
+
 // A failure worth retrying: the server is not (yet, or any more) there.
 bool connection_failure(CURLcode code) {
   switch (code) {
@@ -95,16 +153,14 @@ void back_off(int attempt) {
 HttpClient::HttpClient(const std::string& url, const RemoteOptions& options)
     : base_(normalised_url(url)), options_(options) {}
 
-HttpReply HttpClient::get(const std::string& path) const { return request(path, nullptr, -1); }
+HttpReply HttpClient::get(const std::string& path) const { return request(path, nullptr); }
 
 HttpReply HttpClient::post(const std::string& path, std::string_view json, std::string_view binary) const {
-  std::string body;
-  body.reserve(json.size() + binary.size());
-  body.append(json).append(binary);
-  return request(path, &body, binary.empty() ? -1 : static_cast<long long>(json.size()));
+  UploadBody body{json, binary};
+  return request(path, &body);
 }
 
-HttpReply HttpClient::request(const std::string& path, const std::string* body, long long json_length) const {
+HttpReply HttpClient::request(const std::string& path, UploadBody* body) const {
   const std::string url = base_ + path;
   for (int attempt = 0;; ++attempt) {
     CURL* h = thread_handle();
@@ -119,18 +175,7 @@ HttpReply HttpClient::request(const std::string& path, const std::string* body, 
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &reply);
-    if (body) {
-      curl_slist* list = curl_slist_append(nullptr, "Expect:");  // no 100-continue round trip for large bodies
-      list = curl_slist_append(
-          list, json_length >= 0 ? "Content-Type: application/octet-stream" : "Content-Type: application/json");
-      if (json_length >= 0) {
-        list = curl_slist_append(list, ("Inference-Header-Content-Length: " + std::to_string(json_length)).c_str());
-      }
-      headers.reset(list);
-      curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
-    }
+    if (body) headers.reset(set_body(h, *body));
     const CURLcode code = curl_easy_perform(h);
     if (reply.oversized) {
       throw InferenceServerError("inference server " + base_ + " sent a reply to " + path + " of more than " +

@@ -9,6 +9,8 @@
 
 namespace jitvision::remote {
 
+struct UploadBody;  // a POST's body (http_client.cpp)
+
 struct HttpReply {
   long status = 0;
   std::string body;
@@ -32,7 +34,8 @@ class HttpClient {
   HttpReply post(const std::string& path, std::string_view json, std::string_view binary = {}) const;
 
  private:
-  HttpReply request(const std::string& path, const std::string* body, long long json_length) const;
+  // body: nullptr for a GET.
+  HttpReply request(const std::string& path, UploadBody* body) const;
   std::string base_;
   RemoteOptions options_;
 };
