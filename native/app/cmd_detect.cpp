@@ -123,7 +123,16 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
   cmd->add_option("--max-det", o.max_det, "Maximum detections per frame")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_flag("--show,--view-img", o.show, "Show a window with the detections (needs a display; q or Esc quits)");
+  cmd->add_option_function<std::string>(
+         "--show,--view-img",
+         [&o](const std::string& how) {
+           if (!how.empty() && how != "mosaic") throw CLI::ValidationError("--show", "takes no value or 'mosaic'");
+           o.show = true;
+           o.show_mosaic = how == "mosaic";
+         },
+         "Show the detections in a window per source, or all sources tiled in one with 'mosaic' (needs a display; q "
+         "or Esc quits)")
+      ->expected(0, 1);
   cmd->add_option("--save-dir", o.save_dir, "Save annotated images here (video frames as <name>_<frame>.jpg)");
   cmd->add_option("--save-video", o.save_video, "Write all annotated frames into one video file (.mp4, .avi, .mkv)");
   cmd->add_option("--max-frames", o.max_frames, "Stop each source after N frames (0: no limit)")

@@ -1,6 +1,7 @@
 #pragma once
 // Frame sources: image files, directories, globs, video files, cameras, network streams, GStreamer pipelines.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,8 +38,9 @@ struct SourceStats {
 // (a dead server refuses at once, so usually just the back-offs). Backends: FFmpeg (URLs) gets both timeouts as
 // open parameters; V4L2 (cameras) waits 10 s per frame unless configure_capture_backends() ran; GStreamer in
 // OpenCV 4.6 takes no timeouts, so a backend call that has not returned 1 s after its timeout makes next() throw
-// SourceLostError. The first open is not retried: failing (or not returning within open_timeout + 1 s), it throws
-// InputError.
+// SourceLostError. The first open of a live source is retried on the same budget (back-off, `reconnect` retries);
+// when every attempt failed (or did not return within open_timeout + 1 s), open_source() throws InputError.
+// Files and finite pipelines (is_live_source) are opened once: failing, they throw InputError at once.
 struct SourceOptions {
   int open_timeout_ms = 10000;  // opening a network stream
   int read_timeout_ms = 5000;   // a live source delivering no frame for this long counts as dropped
@@ -46,6 +48,9 @@ struct SourceOptions {
   double backoff_initial_s = 0.5;
   double backoff_max_s = 8.0;
   std::int64_t max_pixels = kDefaultMaxPixels;  // image files: larger ones are skipped undecoded (--max-pixels)
+  // Gets one line for each drop, failed open and reconnect of a live source (from its grabber thread, so it must be
+  // thread-safe); empty: nothing is told (--quiet).
+  std::function<void(const std::string&)> notice;
 };
 
 // One frame that cannot be used (an image file that cannot be decoded or is too large, a frame that cannot be
@@ -95,6 +100,13 @@ void configure_capture_backends(const SourceOptions& options);
 // files, and directories and globs, whose image and video files are all read, in name order.
 enum class SourceKind { ImageFiles, VideoFile, Camera, NetworkStream, GStreamerPipeline };
 SourceKind classify_source(const std::string& spec);
+
+// A source that keeps only its newest frame and reconnects when it drops: cameras, network streams and GStreamer
+// pipelines whose first element is not a finite one. A pipeline starting with filesrc, multifilesrc, splitmuxsrc,
+// imagesequencesrc, videotestsrc or appsrc (or a uridecodebin/playbin with a file:// URI), without is-live=true, is
+// finite: it is read frame by frame like a video file and ends at its end of stream (OpenCV reports EOS and an error
+// alike, so the pipeline's first element decides).
+bool is_live_source(const std::string& spec);
 
 // Opens a --source argument: "0" (camera index, V4L2), http(s)/rtsp/rtmp/udp/tcp URLs, GStreamer pipeline strings
 // (containing '!'), video files, image files, directories and globs. Throws InputError when it cannot be opened.
