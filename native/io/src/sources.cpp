@@ -235,18 +235,18 @@ constexpr Seconds kRateWindow{2.0};
 
 // Owned jointly by the source and its grabber thread, so a thread stuck in a backend call can be left behind safely.
 struct Grabber {
-  Grabber(std::string label_, Opener open_, SourceOptions options_, int read_limit_ms_,
-          std::unique_ptr<cv::VideoCapture> first)
+  Grabber(std::string label_, Opener open_, SourceOptions options_, int read_limit_ms_, std::string failure_)
       : label(std::move(label_)),
         open(std::move(open_)),
-        options(options_),
+        options(std::move(options_)),
         read_limit_ms(read_limit_ms_),
-        capture(std::move(first)) {}
+        failure(std::move(failure_)) {}
 
   const std::string label;
   const Opener open;
   const SourceOptions options;
   const int read_limit_ms;                    // the longest a read may block in this backend
+  const std::string failure;                  // why an open failed, as the user is told
   std::unique_ptr<cv::VideoCapture> capture;  // touched by the grabber thread only
 
   std::mutex mutex;
@@ -258,8 +258,11 @@ struct Grabber {
   std::int64_t reconnects = 0;
   std::deque<Clock::time_point> arrivals;  // frame arrivals within the last kRateWindow
   bool stopping = false;
-  bool finished = false;  // the thread is done: stopped, or `lost` is set
-  std::string lost;       // set when the reconnect budget is spent
+  bool finished = false;     // the thread is done: stopped, or `lost` is set
+  std::string lost;          // set when the reconnect budget is spent
+  bool opened = false;       // the first open succeeded
+  std::string never_opened;  // set when every first-open attempt failed
+  double nominal_fps = 0;    // the backend's rate, known once opened
   Clock::time_point call_started;
   std::optional<Clock::time_point> call_limit;  // while in a backend call: when it should have returned
 
@@ -338,7 +341,34 @@ struct Grabber {
     return false;
   }
 
-  void run() {
+  // The first open, retried on the reconnect budget (a camera plugged in late, a server that starts after us), one
+  // notice per failed attempt. False when stopped, or when every attempt failed (then `never_opened` says so).
+  bool open_first() {
+    for (int attempt = 0;; ++attempt) {
+      capture = timed_call(options.open_timeout_ms, open);
+      if (capture) {
+        {
+          std::lock_guard lock(mutex);
+          opened = true;
+          nominal_fps = plausible_fps(*capture);
+        }
+        if (attempt > 0) tell(options, label + " opened (attempt " + std::to_string(attempt + 1) + ")");
+        return true;
+      }
+      if (attempt >= options.reconnect) {
+        std::lock_guard lock(mutex);
+        never_opened = attempt == 0 ? failure : failure + " (" + std::to_string(attempt + 1) + " attempts)";
+        changed.notify_all();
+        return false;
+      }
+      tell(options, label + " cannot be opened yet; retrying in " + seconds_text(backoff_delay(options, attempt)) +
+                        " (retry " + std::to_string(attempt + 1) + " of " + std::to_string(options.reconnect) + ")");
+      if (!wait_backoff(attempt)) return false;
+    }
+  }
+
+  // Reads until stopped, reconnecting after each drop, until the reconnect budget is spent.
+  void read_frames() {
     auto last_frame = Clock::now();
     int attempts = 0;  // reconnect attempts since the last frame
     while (true) {
@@ -357,6 +387,10 @@ struct Grabber {
       }
       if (!reconnect(last_frame, attempts)) break;
     }
+  }
+
+  void run() {
+    if (open_first()) read_frames();
     capture.reset();
     std::lock_guard lock(mutex);
     finished = true;
@@ -366,10 +400,11 @@ struct Grabber {
 
 class LiveSource final : public FrameSource {
  public:
+  // Returns at once: the grabber thread opens the source (see Grabber::open_first).
   LiveSource(std::string label, std::string source, Opener open, const SourceOptions& options, int read_limit_ms,
-             std::unique_ptr<cv::VideoCapture> first)
-      : source_(std::move(source)), fps_(plausible_fps(*first)) {
-    grabber_ = std::make_shared<Grabber>(std::move(label), std::move(open), options, read_limit_ms, std::move(first));
+             std::string failure)
+      : source_(std::move(source)) {
+    grabber_ = std::make_shared<Grabber>(std::move(label), std::move(open), options, read_limit_ms, std::move(failure));
     thread_ = std::thread([g = grabber_] { g->run(); });
   }
 
@@ -399,7 +434,14 @@ class LiveSource final : public FrameSource {
         return Frame{g.latest, source_, g.captured - 1, 0, -1, g.latest_time};
       }
       if (!g.lost.empty()) throw SourceLostError(g.lost);
-      if (g.call_limit && Clock::now() >= *g.call_limit) {
+      const bool hung = g.call_limit && Clock::now() >= *g.call_limit;
+      if (!g.opened && (hung || !g.never_opened.empty())) {  // never opened: told once, then the source has ended
+        if (never_opened_told_) return std::nullopt;
+        never_opened_told_ = true;
+        if (!hung) throw InputError(g.never_opened);
+        throw InputError(g.label + " did not open within " + seconds_text(*g.call_limit - g.call_started));
+      }
+      if (hung) {
         throw SourceLostError(g.label + " lost: the capture backend hung (no return for " +
                               seconds_text(Clock::now() - g.call_started) + ")");
       }
@@ -407,7 +449,10 @@ class LiveSource final : public FrameSource {
     }
   }
   bool live() const override { return true; }
-  double fps() const override { return fps_; }
+  double fps() const override {
+    std::lock_guard lock(grabber_->mutex);
+    return grabber_->nominal_fps;
+  }
   std::string describe() const override { return grabber_->label; }
   SourceStats stats() const override {
     std::lock_guard lock(grabber_->mutex);
@@ -421,10 +466,10 @@ class LiveSource final : public FrameSource {
 
  private:
   std::string source_;
-  double fps_;
   std::shared_ptr<Grabber> grabber_;
   std::thread thread_;
   std::int64_t returned_ = 0;  // `captured` when next() last returned a frame
+  bool never_opened_told_ = false;
 };
 
 std::unique_ptr<cv::VideoCapture> open_capture(const std::function<void(cv::VideoCapture&)>& open) {
@@ -438,10 +483,10 @@ std::unique_ptr<cv::VideoCapture> open_capture(const std::function<void(cv::Vide
   return capture;
 }
 
-// The first open runs on its own thread, so a backend that never returns (a GStreamer pipeline that never
-// prerolls) cannot hang the caller: after open_timeout + kHungGrace it is left behind, and this throws.
-std::unique_ptr<cv::VideoCapture> open_first(const Opener& open, const SourceOptions& options,
-                                             const std::string& label) {
+// An open on its own thread, so a backend that never returns (a GStreamer pipeline that never prerolls) cannot hang
+// the caller: after open_timeout + kHungGrace it is left behind, and this throws.
+std::unique_ptr<cv::VideoCapture> open_bounded(const Opener& open, const SourceOptions& options,
+                                               const std::string& label) {
   struct Attempt {
     std::mutex mutex;
     std::condition_variable done;
@@ -463,28 +508,9 @@ std::unique_ptr<cv::VideoCapture> open_first(const Opener& open, const SourceOpt
   return std::move(*attempt->capture);
 }
 
-// The first open, retried on the reconnect budget (a camera plugged in late, a server starting after us): one line
-// through `notice` per failed attempt. Throws InputError (`failure`, or the hang) when every attempt failed.
 std::unique_ptr<FrameSource> open_live(const std::string& label, const std::string& source, const Opener& open,
                                        const SourceOptions& options, int read_limit_ms, const std::string& failure) {
-  for (int attempt = 0;; ++attempt) {
-    std::string why = failure;
-    try {
-      if (auto first = open_first(open, options, label)) {
-        if (attempt > 0) tell(options, label + " opened (attempt " + std::to_string(attempt + 1) + ")");
-        return std::make_unique<LiveSource>(label, source, open, options, read_limit_ms, std::move(first));
-      }
-    } catch (const InputError& e) {
-      why = e.what();
-    }
-    if (attempt >= options.reconnect) {
-      throw InputError(attempt == 0 ? why : why + " (" + std::to_string(attempt + 1) + " attempts)");
-    }
-    const Seconds delay = backoff_delay(options, attempt);
-    tell(options, label + " cannot be opened yet; retrying in " + seconds_text(delay) + " (retry " +
-                      std::to_string(attempt + 1) + " of " + std::to_string(options.reconnect) + ")");
-    std::this_thread::sleep_for(delay);
-  }
+  return std::make_unique<LiveSource>(label, source, open, options, read_limit_ms, failure);
 }
 
 constexpr const char* kV4l2WaitVariable = "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT";
@@ -550,7 +576,7 @@ std::unique_ptr<FrameSource> open_pipeline(const std::string& pipeline, const So
                               " cannot be started (unknown element, bad property, or no appsink at the end; "
                               "check it with gst-launch-1.0)";
   if (!finite_pipeline(pipeline)) return open_live(label, pipeline, open, options, options.read_timeout_ms, failure);
-  auto capture = open_first(open, options, label);
+  auto capture = open_bounded(open, options, label);
   if (!capture) throw InputError(failure);
   return std::make_unique<SequentialSource>(label, pipeline, std::move(capture), false,
                                             label + " ended before its first frame");

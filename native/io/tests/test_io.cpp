@@ -506,6 +506,17 @@ std::string input_error_of(Open open, double max_seconds) {
   return "";
 }
 
+// A live source opens in the background: open_source() returns at once, and the first next() tells that the source
+// never opened (once: then it has ended).
+std::string open_error_of(const std::string& spec, const SourceOptions& options, double max_seconds) {
+  const auto start = Clock::now();
+  auto source = open_source(spec, options);
+  EXPECT_LT(seconds_since(start), 0.5) << "open_source() waited for the open";
+  const auto message = input_error_of([&] { source->next(); }, max_seconds);
+  EXPECT_FALSE(source->next());
+  return message;
+}
+
 // Collects SourceOptions::notice lines (called from grabber threads).
 struct Notices {
   std::mutex mutex;
@@ -526,7 +537,7 @@ struct Notices {
 TEST(LiveOpen, MissingCameraWithoutRetriesIsAnInputErrorAtOnce) {
   SourceOptions options;
   options.reconnect = 0;
-  const auto message = input_error_of([&] { open_source("7", options); }, 2.0);
+  const auto message = open_error_of("7", options, 2.0);
   EXPECT_NE(message.find("camera 7 cannot be opened"), std::string::npos) << message;
 }
 
@@ -538,7 +549,7 @@ TEST(LiveOpen, FirstOpenIsRetriedOnTheReconnectBudgetWithOneLineEach) {
   Notices notices;
   notices.attach(options);
   const auto start = Clock::now();
-  const auto message = input_error_of([&] { open_source("http://127.0.0.1:1/x.mjpg", options); }, 4.0);
+  const auto message = open_error_of("http://127.0.0.1:1/x.mjpg", options, 4.0);
   EXPECT_GE(seconds_since(start), 0.2 + 0.4) << "the back-offs were not waited";
   EXPECT_NE(message.find("http://127.0.0.1:1/x.mjpg"), std::string::npos) << message;
   EXPECT_NE(message.find("(3 attempts)"), std::string::npos) << message;
@@ -546,11 +557,30 @@ TEST(LiveOpen, FirstOpenIsRetriedOnTheReconnectBudgetWithOneLineEach) {
   EXPECT_EQ(notices.count("(retry 2 of 2)"), 1);
 }
 
+TEST(LiveOpen, StopEndsTheFirstOpensRetriesAtOnce) {
+  SourceOptions options;
+  options.open_timeout_ms = 500;
+  options.reconnect = 5;
+  options.backoff_initial_s = 2.0;
+  auto source = open_source("http://127.0.0.1:1/x.mjpg", options);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(300ms);
+    source->stop();
+  });
+  const auto start = Clock::now();
+  EXPECT_FALSE(source->next());  // a stop is no error
+  stopper.join();
+  EXPECT_LT(seconds_since(start), 1.0);
+  const auto destroying = Clock::now();
+  source.reset();  // the grabber was waiting out a back-off: it ends at once
+  EXPECT_LT(seconds_since(destroying), 0.5);
+}
+
 TEST(LiveOpen, PasswordsInUrlsAreNotRepeated) {
   SourceOptions options;
   options.open_timeout_ms = 500;
   options.reconnect = 0;
-  const auto message = input_error_of([&] { open_source("http://user:hunter2@127.0.0.1:1/x", options); }, 3.0);
+  const auto message = open_error_of("http://user:hunter2@127.0.0.1:1/x", options, 3.0);
   EXPECT_EQ(message.find("hunter2"), std::string::npos) << message;
   EXPECT_NE(message.find("user:***@127.0.0.1"), std::string::npos) << message;
 }
@@ -637,8 +667,8 @@ TEST(LivePipeline, PipelineThatNeverStartsIsAnInputErrorAfterTheOpenTimeout) {
   options.open_timeout_ms = 300;
   options.reconnect = 0;
   // A live source whose buffers are all dropped: OpenCV's open waits for caps that never come.
-  const auto message = input_error_of(
-      [&] { open_source("videotestsrc is-live=true ! valve drop=true ! videoconvert ! appsink", options); }, 3.0);
+  const auto message =
+      open_error_of("videotestsrc is-live=true ! valve drop=true ! videoconvert ! appsink", options, 3.0);
   EXPECT_NE(message.find("did not open within 1.3 s"), std::string::npos) << message;
 }
 

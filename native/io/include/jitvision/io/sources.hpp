@@ -38,9 +38,10 @@ struct SourceStats {
 // (a dead server refuses at once, so usually just the back-offs). Backends: FFmpeg (URLs) gets both timeouts as
 // open parameters; V4L2 (cameras) waits 10 s per frame unless configure_capture_backends() ran; GStreamer in
 // OpenCV 4.6 takes no timeouts, so a backend call that has not returned 1 s after its timeout makes next() throw
-// SourceLostError. The first open of a live source is retried on the same budget (back-off, `reconnect` retries);
-// when every attempt failed (or did not return within open_timeout + 1 s), open_source() throws InputError.
-// Files and finite pipelines (is_live_source) are opened once: failing, they throw InputError at once.
+// SourceLostError. A live source opens on its grabber thread (open_source() returns at once, and stop() interrupts
+// the wait): the first open is retried on the same budget (back-off, `reconnect` retries); when every attempt failed
+// (or one did not return within open_timeout + 1 s), next() throws InputError once, and the source has ended.
+// Files and finite pipelines (is_live_source) are opened by open_source(): failing, it throws InputError at once.
 struct SourceOptions {
   int open_timeout_ms = 10000;  // opening a network stream
   int read_timeout_ms = 5000;   // a live source delivering no frame for this long counts as dropped
@@ -72,7 +73,8 @@ class FrameSource {
   virtual ~FrameSource() = default;
   // The next frame, or nullopt at the end of input (or after stop()). Throws InputError for one unusable item
   // of an image list (the next call goes on with the following item): FrameError for a file that cannot be
-  // decoded, InputError for an argument that names nothing readable (missing, not a regular file). Throws
+  // decoded, InputError for an argument that names nothing readable (missing, not a regular file), or a live
+  // source that could not be opened (the next call returns nullopt). Throws
   // SourceLostError when a live source is gone and did not come back within the reconnect budget.
   virtual std::optional<Frame> next() = 0;
   // Live sources (cameras, streams, pipelines) keep only the newest frame, so a slow consumer never lags.
@@ -109,7 +111,8 @@ SourceKind classify_source(const std::string& spec);
 bool is_live_source(const std::string& spec);
 
 // Opens a --source argument: "0" (camera index, V4L2), http(s)/rtsp/rtmp/udp/tcp URLs, GStreamer pipeline strings
-// (containing '!'), video files, image files, directories and globs. Throws InputError when it cannot be opened.
+// (containing '!'), video files, image files, directories and globs. Throws InputError when a file or a finite
+// pipeline cannot be opened, or GStreamer is missing; live sources open in the background (see SourceOptions).
 std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOptions& options);
 
 }  // namespace jitvision::io
