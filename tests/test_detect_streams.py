@@ -120,16 +120,21 @@ def test_finite_gstreamer_pipeline_ends_by_itself(run_cli, model, tmp_path):
     assert not warnings_of(result.stderr) and not errors_of(result.stderr), result.stderr
 
 
-def test_stalled_stream_says_it_dropped_and_reconnected(run_cli, model, frames, tmp_path):
+def test_a_stalled_stream_says_it_dropped_and_reconnected_and_the_other_goes_on(run_cli, model, frames, tmp_path):
     out = tmp_path / "out.jsonl"
-    with MjpegServer(lambda i: frames[i % len(frames)], stall_first_after=3) as server:
-        result = run_cli([*detect_args(model, server.url), *LIVE, "--max-frames", "6", "--json", out],
+    with MjpegServer(lambda i: frames[i % len(frames)], stall_first_after=3) as stalling, \
+            MjpegServer(lambda i: frames[i % len(frames)]) as steady:
+        result = run_cli([*detect_args(model, stalling.url, steady.url), *LIVE, "--max-frames", "6", "--json", out],
                          timeout=PROCESS_TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     warnings = warnings_of(result.stderr)
-    assert any(line.startswith(f"jitvision: warning: stream {server.url} dropped (no frame for ") for line in warnings)
-    assert any(line.startswith(f"jitvision: warning: stream {server.url} reconnected (attempt 1 of 2)")
+    assert any(line.startswith(f"jitvision: warning: stream {stalling.url} dropped (no frame for ")
                for line in warnings), warnings
+    assert any(line.startswith(f"jitvision: warning: stream {stalling.url} reconnected (attempt 1 of 2)")
+               for line in warnings), warnings
+    assert not any(steady.url in line for line in warnings), warnings
+    rows = by_source(read_json_lines(out))
+    assert len(rows[0]) == 6 and len(rows[1]) == 6
 
 
 def test_quiet_tells_nothing_of_drops(run_cli, model, frames, tmp_path):
