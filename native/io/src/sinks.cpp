@@ -114,16 +114,14 @@ std::string source_stem(const std::string& source) {
 UniqueNames::UniqueNames(std::function<bool(const std::string&)> taken_on_disk)
     : taken_on_disk_(std::move(taken_on_disk)) {}
 
-std::string UniqueNames::name_for(const std::string& source, const std::string& name, const std::string& suffix) {
+std::string UniqueNames::name_for(const std::string& source, const std::string& stem, const std::string& extension,
+                                  const std::string& suffix) {
   if (const auto it = name_of_.find(source); it != name_of_.end()) return it->second;
-  const fs::path p(name);
-  std::string chosen = name;
+  std::string chosen = stem + extension;
   const auto taken = [&](const std::string& candidate) {
     return taken_.count(candidate) != 0 || (taken_on_disk_ && taken_on_disk_(candidate + suffix));
   };
-  for (int n = 2; taken(chosen); ++n) {
-    chosen = p.stem().string() + "_" + std::to_string(n) + p.extension().string();
-  }
+  for (int n = 2; taken(chosen); ++n) chosen = stem + "_" + std::to_string(n) + extension;
   taken_.insert(chosen);
   name_of_.emplace(source, chosen);
   return chosen;
@@ -374,11 +372,11 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
     // PGM and PBM hold grey or 1-bit pixels; the annotated frame is in colour: it is saved as PNG.
     if (const auto ext = lower(file.extension().string()); ext == ".pgm" || ext == ".pbm")
       file.replace_extension(".png");
-    name = names_.name_for(source, file.string());
+    name = names_.name_for(source, file.stem().string(), file.extension().string());
   } else {
     char number[24];
     std::snprintf(number, sizeof number, "_%06lld.jpg", static_cast<long long>(frame));
-    name = names_.name_for(source, source_stem(source), number) + number;
+    name = names_.name_for(source, source_stem(source), "", number) + number;
   }
   const std::string path = (fs::path(dir_) / name).string();
   bool ok = false;

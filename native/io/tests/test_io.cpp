@@ -362,12 +362,14 @@ TEST(OutputNames, SourceStemsAreSanitisedAndNeverEmpty) {
 TEST(OutputNames, EverySourceGetsItsOwnNameAndKeepsIt) {
   std::set<std::string> on_disk{"cam_2.mp4"};
   UniqueNames names([&](const std::string& name) { return on_disk.count(name) != 0; });
-  EXPECT_EQ(names.name_for("a", "cam", ".mp4"), "cam");
-  EXPECT_EQ(names.name_for("b", "cam", ".mp4"), "cam_3");  // cam_2.mp4 is an earlier run's
-  EXPECT_EQ(names.name_for("c", "other", ".mp4"), "other");
-  EXPECT_EQ(names.name_for("a", "cam", ".mp4"), "cam");
-  EXPECT_EQ(names.name_for("d", "a.jpg"), "a.jpg");
-  EXPECT_EQ(names.name_for("e", "a.jpg"), "a_2.jpg");
+  EXPECT_EQ(names.name_for("a", "cam", "", ".mp4"), "cam");
+  EXPECT_EQ(names.name_for("b", "cam", "", ".mp4"), "cam_3");  // cam_2.mp4 is an earlier run's
+  EXPECT_EQ(names.name_for("c", "other", "", ".mp4"), "other");
+  EXPECT_EQ(names.name_for("a", "cam", "", ".mp4"), "cam");
+  EXPECT_EQ(names.name_for("d", "a", ".jpg"), "a.jpg");
+  EXPECT_EQ(names.name_for("e", "a", ".jpg"), "a_2.jpg");
+  EXPECT_EQ(names.name_for("f", "frame.001"), "frame.001");
+  EXPECT_EQ(names.name_for("g", "frame.001"), "frame.001_2");  // a stem's dots are no extension
 }
 
 TEST(Mosaic, TilesEverySourceLetterboxedInAGrid) {

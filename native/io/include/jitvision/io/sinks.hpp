@@ -71,13 +71,15 @@ class VideoFileSink {
 // "frame" when nothing is left.
 std::string source_stem(const std::string& source);
 
-// Output names that never collide: the first source to ask for a name gets it; a later one gets a numbered name
-// (a.jpg -> a_2.jpg, a_3.jpg; clip -> clip_2), as does a name that `taken_on_disk(name + suffix)` says is already
-// used (an earlier run's file). A source keeps its name once given.
+// Output names that never collide, for every output named after its source (images, videos, sub-folders, windows,
+// run-folder labels and crops): the first source to ask for stem + extension gets it; a later one gets a numbered
+// name (a.jpg -> a_2.jpg, a_3.jpg; clip -> clip_2), as does a name that `taken_on_disk(name + suffix)` says is
+// already used (an earlier run's file). A source keeps its name once given.
 class UniqueNames {
  public:
   explicit UniqueNames(std::function<bool(const std::string&)> taken_on_disk = {});
-  std::string name_for(const std::string& source, const std::string& name, const std::string& suffix = "");
+  std::string name_for(const std::string& source, const std::string& stem, const std::string& extension = "",
+                       const std::string& suffix = "");
 
  private:
   std::function<bool(const std::string&)> taken_on_disk_;
