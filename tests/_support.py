@@ -58,9 +58,10 @@ def video_frame_count(path: Path) -> tuple:
 class MjpegServer:
     """multipart/x-mixed-replace JPEG stream on 127.0.0.1. ``stall_first_after=N``: the first connection sends N
     frames and then nothing (socket kept open); later connections serve normally. ``kill()`` closes the port and
-    every connection for good."""
+    every connection for good. ``port``: listen there (0: any free port)."""
 
-    def __init__(self, frame: Callable[[int], np.ndarray], fps: float = 25.0, stall_first_after: Optional[int] = None):
+    def __init__(self, frame: Callable[[int], np.ndarray], fps: float = 25.0, stall_first_after: Optional[int] = None,
+                 port: int = 0):
         self.connections = 0
         self._frame = frame
         self._interval = 1.0 / fps
@@ -78,7 +79,7 @@ class MjpegServer:
             daemon_threads = True
             allow_reuse_address = True
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/stream.mjpg"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)

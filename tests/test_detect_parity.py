@@ -42,6 +42,8 @@ def assert_same_frames(cpp, py):
     assert len(cpp) == len(py)
     for c, p in zip(cpp, py):
         assert (c["source"], c["frame"], c["shape"]) == (p["source"], p["frame"], p["shape"])
+        assert c["source_index"] == p["source_index"]
+        assert abs(c.get("position_ms", -1.0) - p.get("position_ms", -1.0)) < 1.0, (c, p)  # video frames only
         assert sorted(d["cls"] for d in c["detections"]) == sorted(d["cls"] for d in p["detections"]), c["source"]
         unmatched = list(c["detections"])
         for want in p["detections"]:

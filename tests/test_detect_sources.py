@@ -86,9 +86,11 @@ def assert_summary(stderr: str) -> None:
     assert any("FPS" in line for line in summary), stderr
 
 
-def assert_frame_schema(row: dict, source: str, shape) -> None:
-    assert set(row) == {"source", "frame", "shape", "detections"}
-    assert row["source"] == source
+def assert_frame_schema(row: dict, source: str, shape, video: bool = False) -> None:
+    fields = {"source", "source_index", "frame", "timestamp", "shape", "detections"}
+    assert set(row) == (fields | {"position_ms"} if video else fields)
+    assert row["source"] == source and row["source_index"] == 0
+    assert isinstance(row["timestamp"], float) and abs(row["timestamp"] - time.time()) < 600
     assert isinstance(row["frame"], int) and row["frame"] >= 0
     assert row["shape"] == list(shape)
     assert isinstance(row["detections"], list)
@@ -119,7 +121,8 @@ def test_video_file_gives_one_line_per_frame_and_a_readable_video(run_cli, model
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["frame"] for r in rows] == list(range(30))
     for row in rows:
-        assert_frame_schema(row, str(clip), (240, 320))
+        assert_frame_schema(row, str(clip), (240, 320), video=True)
+    assert [r["position_ms"] for r in rows] == pytest.approx([40.0 * i for i in range(30)], abs=1.0)
     assert_summary(result.stderr)
     assert video_frame_count(out) == (30, (240, 320))
 
@@ -265,14 +268,14 @@ def test_show_under_xvfb_draws_boxes(jitvision_bin, yolov5n_exports, data_dir, x
 # --- bad inputs and outputs -----------------------------------------------------------------------------------------
 
 def test_camera_that_does_not_exist(run_cli, model):
-    result = run_cli(detect_args(model, "9"), timeout=PROCESS_TIMEOUT_S)
+    result = run_cli([*detect_args(model, "9"), "--reconnect", "0"], timeout=PROCESS_TIMEOUT_S)
     assert_one_error(result, EXIT_INPUT, "camera 9")
 
 
 def test_unreachable_url(run_cli, model):
     url = "http://127.0.0.1:1/x.mjpg"
     started = time.monotonic()
-    result = run_cli([*detect_args(model, url), "--open-timeout", "1000", "--read-timeout", "500"],
+    result = run_cli([*detect_args(model, url), "--open-timeout", "1000", "--read-timeout", "500", "--reconnect", "1"],
                      timeout=PROCESS_TIMEOUT_S)
     assert_one_error(result, EXIT_INPUT, url)
     assert time.monotonic() - started < 30
@@ -296,7 +299,7 @@ def test_unreadable_image_among_good_ones(run_cli, model, photo, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["source"] for r in rows] == [str(tmp_path / n) for n in ("a.jpg", "b.jpg", "c.jpg")]
     assert "detections" in rows[0] and "detections" in rows[2]
-    assert set(rows[1]) == {"source", "frame", "error"} and "not a readable image" in rows[1]["error"]
+    assert set(rows[1]) == {"source", "source_index", "frame", "error"} and "not a readable image" in rows[1]["error"]
 
 
 @pytest.mark.parametrize("where", ["/proc/forbidden", "a-file"])

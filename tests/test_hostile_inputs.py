@@ -96,7 +96,8 @@ def test_a_frame_too_thin_to_letterbox_is_skipped_and_the_rest_of_the_folder_is_
     rows = json_rows(out.read_text())
     assert [Path(r["source"]).name for r in rows] == ["a.png", "b.png", "c.png"]
     assert rows[0]["shape"] == [96, 128] and rows[2]["shape"] == [96, 128]
-    assert rows[1] == {"source": str(folder / "b.png"), "frame": 0, "error": warnings[0].split("skipped: ", 1)[1]}
+    assert rows[1] == {"source": str(folder / "b.png"), "source_index": 0, "frame": 0,
+                       "error": warnings[0].split("skipped: ", 1)[1]}
     assert any("2 frames from 1 source(s)" in line and "1 skipped" in line for line in result.stderr.splitlines())
 
 

@@ -104,8 +104,9 @@ def test_same_names_from_two_folders_are_both_saved(run_cli, model, tmp_path):
     saved = tmp_path / "saved"
     result = detect(run_cli, model, [tmp_path / "one" / "a.jpg", tmp_path / "two"], "--save-dir", saved)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in saved.iterdir()) == ["a.jpg", "a_2.jpg"]
-    first, second = (cv2.imread(str(saved / name)).astype(int) for name in ("a.jpg", "a_2.jpg"))
+    # several sources: one sub-folder per source, named after it
+    assert sorted(str(p.relative_to(saved)) for p in saved.rglob("*.jpg")) == ["a/a.jpg", "two/a.jpg"]
+    first, second = (cv2.imread(str(saved / name)).astype(int) for name in ("a/a.jpg", "two/a.jpg"))
     assert abs(first - photo).mean() < abs(first - photo[::-1]).mean()
     assert abs(second - photo[::-1]).mean() < abs(second - photo).mean()
 

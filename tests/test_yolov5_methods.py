@@ -111,7 +111,8 @@ def test_cpp_detections_are_identical_for_every_method(yolov5n_by_method, data_d
     for method, path in yolov5n_by_method.items():
         proc = run_cli(["detect", "--model", path, "--source", data_dir / "images", "--json", "-"])
         assert proc.returncode == 0, proc.stderr
-        outputs[method] = [json.loads(line) for line in proc.stdout.splitlines()]
+        rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        outputs[method] = [{k: v for k, v in row.items() if k != "timestamp"} for row in rows]  # differs per run
     assert outputs["trace"] == outputs["script"] == outputs["mixed"]
     names = {d["name"] for record in outputs["trace"] for d in record["detections"]}
     assert len(outputs["trace"]) == 3 and {"bus", "person", "tie"} <= names

@@ -123,9 +123,22 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
   cmd->add_option("--max-det", o.max_det, "Maximum detections per frame")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_flag("--show,--view-img", o.show, "Show a window with the detections (needs a display; q or Esc quits)");
-  cmd->add_option("--save-dir", o.save_dir, "Save annotated images here (video frames as <name>_<frame>.jpg)");
-  cmd->add_option("--save-video", o.save_video, "Write all annotated frames into one video file (.mp4, .avi, .mkv)");
+  cmd->add_option_function<std::string>(
+         "--show,--view-img",
+         [&o](const std::string& how) {
+           if (!how.empty() && how != "mosaic") throw CLI::ValidationError("--show", "takes no value or 'mosaic'");
+           o.show = true;
+           o.show_mosaic = how == "mosaic";
+         },
+         "Show the detections in a window per source, or all sources tiled in one with 'mosaic' (needs a display; q "
+         "or Esc quits)")
+      ->expected(0, 1);
+  cmd->add_option(
+      "--save-dir", o.save_dir,
+      "Save annotated images here (video frames as <name>_<frame>.jpg; several sources: a sub-folder each)");
+  cmd->add_option("--save-video", o.save_video,
+                  "Write the annotated frames into a video file (.mp4, .avi, .mkv), or one per source into a "
+                  "directory or a pattern such as out/{name}.mp4");
   cmd->add_option("--max-frames", o.max_frames, "Stop each source after N frames (0: no limit)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--reconnect", o.reconnect, "Reopen attempts when a live source drops, with back-off")
@@ -149,7 +162,7 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
       ->capture_default_str();
   cmd->add_flag("--overwrite", o.overwrite,
                 "Replace an existing, non-empty --json or --save-video file, and images already in --save-dir");
-  cmd->add_flag("--quiet", o.quiet, "Print no per-frame lines, no progress line and no summary");
+  cmd->add_flag("--quiet", o.quiet, "Print no per-frame lines, no progress line, no summary, no source drop lines");
 }
 
 int run_detect(const DetectOptions& o) { return run_detect_pipeline(o).exit_code; }

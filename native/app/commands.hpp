@@ -30,6 +30,7 @@ struct DetectOptions {
   bool agnostic_nms = false;
   int max_det = 1000;
   bool show = false;
+  bool show_mosaic = false;  // --show mosaic: every source tiled into one window
   std::string save_dir;
   std::string save_video;
   std::string json;

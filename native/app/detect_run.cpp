@@ -111,6 +111,7 @@ CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
   job.source_options.read_timeout_ms = o.read_timeout_ms;
   job.source_options.reconnect = o.reconnect;
   job.source_options.max_pixels = o.max_pixels;
+  if (!o.quiet) job.source_options.notice = [](const std::string& line) { report_warning(line); };
   job.max_frames = o.max_frames;
   job.vid_stride = o.vid_stride;
   job.prepare = [&detector](const cv::Mat& m) {

@@ -1,7 +1,9 @@
 #pragma once
-// Where detect results go: the per-frame console lines, JSON lines, annotated images, one annotated video, a window,
+// Where detect results go: the per-frame console lines, JSON lines, annotated images, annotated videos, windows,
 // and the run folder's label, crop and CSV files. All are opened before any input is read, so a bad output path
-// fails fast (OutputError).
+// fails fast (OutputError). With several sources, images go to one sub-folder per source, --save-video may give one
+// video per source (source_videos.hpp), and --show opens one window per source or one mosaic; each is named by the
+// source's unique name (source_names()).
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,19 +15,25 @@
 #include "jitvision/io/sinks.hpp"
 #include "pipeline.hpp"
 #include "run_files.hpp"
+#include "source_videos.hpp"
 
 namespace jitvision::app {
 
-// One frame's JSON line: {"source", "frame", "shape", "detections": [{"cls", "name", "conf", "xyxy"[, "digit",
-// "digit_prob"]}]}. A source name that is not valid UTF-8 is written with its invalid bytes as \xNN
-// (escape_invalid_utf8).
+// One frame's JSON line: {"source", "source_index", "frame", "timestamp"[, "position_ms"], "shape", "detections":
+// [{"cls", "name", "conf", "xyxy"[, "digit", "digit_prob"]}]}: "source_index" is the source's position in the source
+// list, "frame" the frame's number within its source, "timestamp" its capture time (seconds since the Unix epoch),
+// "position_ms" (video files only) its position in the stream. A source name that is not valid UTF-8 is written with
+// its invalid bytes as \xNN (escape_invalid_utf8).
 nlohmann::json result_json(const Result& r, const std::vector<std::string>& names);
 
-// A skipped frame's JSON line (Result::fault): {"source", "frame", "error"}.
+// A skipped frame's JSON line (Result::fault): {"source", "source_index", "frame", "error"}.
 nlohmann::json fault_json(const Result& r);
 
 // The class's name, or its index as text when the model names fewer classes.
 std::string class_name(int cls, const std::vector<std::string>& names);
+
+// Each source's name for the outputs named after it: its io::source_stem, numbered when two sources share one.
+std::vector<std::string> source_names(const std::vector<std::string>& sources);
 
 class Outputs {
  public:
@@ -42,6 +50,9 @@ class Outputs {
 
  private:
   void draw(Result& r);
+  void open_image_dirs(const std::string& dir, bool overwrite);
+  void open_windows(bool mosaic);
+  bool show(const cv::Mat& canvas, std::size_t slot);
 
   std::vector<std::string> names_;
   bool hide_labels_ = false, hide_conf_ = false;
@@ -50,9 +61,12 @@ class Outputs {
   std::unique_ptr<ConsoleLog> console_;
   std::unique_ptr<RunFiles> run_files_;
   std::unique_ptr<io::JsonLinesSink> json_;
-  std::unique_ptr<io::ImageDirSink> image_dir_;
-  std::unique_ptr<io::VideoFileSink> video_;  // its frame rate is the first frame's source's (30 when unknown)
-  std::unique_ptr<io::Window> window_;
+  std::vector<std::string> source_names_;
+  std::vector<std::unique_ptr<io::ImageDirSink>> image_dirs_;  // one, or one per source (sub-folders)
+  std::unique_ptr<SourceVideos> videos_;
+  std::vector<std::unique_ptr<io::Window>> windows_;  // one, or one per source
+  bool mosaic_ = false;
+  std::vector<cv::Mat> tiles_;  // the mosaic's: each source's latest annotated frame
   std::int64_t frames_ = 0;
   Stopwatch last_frame_;  // for the window's FPS line
 };

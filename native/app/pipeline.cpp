@@ -70,7 +70,7 @@ PreparedFrame prepare_frame(const CaptureJob& job, const io::Frame& frame) {
 // names nothing readable is reported and skipped; any other jitvision::Error (a source that cannot be opened or is lost
 // for good) ends this source only. Anything else propagates: it is fatal.
 void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec, std::int64_t& seq,
-                    TimingStats& capture_ms) {
+                    TimingStats& capture_ms, int id) {
   std::unique_ptr<io::FrameSource> source;
   try {
     source = io::open_source(spec, job.source_options);
@@ -89,6 +89,7 @@ void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec,
       Stopwatch sw;
       auto frame = source->next();
       if (!frame) break;
+      frame->source_id = id;
       if (frame->index % std::max(1LL, job.vid_stride) != 0) continue;  // --vid-stride
       capture_ms.add(sw.elapsed_ms());
       ++taken;
@@ -100,6 +101,7 @@ void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec,
       fault.seq = seq++;
       fault.frame.source = e.source();
       fault.frame.index = e.index();
+      fault.frame.source_id = id;
       fault.fault = e.what();
       if (!p.frames.push(std::move(fault))) break;
     } catch (const InputError&) {  // one unreadable argument of a list (missing, not a file): report it and go on
@@ -113,9 +115,9 @@ void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec,
 
 void capture_stage(Pipeline& p, const CaptureJob& job, TimingStats& capture_ms) {
   std::int64_t seq = 0;  // numbers frames over all sources, in capture order
-  for (const auto& spec : job.sources) {
+  for (std::size_t i = 0; i < job.sources.size(); ++i) {
     if (p.stop) break;
-    capture_source(p, job, spec, seq, capture_ms);
+    capture_source(p, job, job.sources[i], seq, capture_ms, static_cast<int>(i));
   }
 }
 

@@ -66,18 +66,12 @@ RunFiles::~RunFiles() {
 }
 
 std::string RunFiles::base_name(const Result& r) {
-  auto found = stem_of_.find(r.frame.source);
-  if (found == stem_of_.end()) {
-    const std::string stem = fs::path(r.frame.source).stem().string();
-    std::string unique = stem.empty() ? "source" : stem;
-    for (int n = 2; stems_taken_.count(unique); ++n) unique = stem + "_" + std::to_string(n);
-    stems_taken_.insert(unique);
-    found = stem_of_.emplace(r.frame.source, unique).first;
-  }
-  if (io::classify_source(r.frame.source) == io::SourceKind::ImageFiles) return found->second;
+  const std::string stem = fs::path(r.frame.source).stem().string();
+  const std::string unique = stems_.name_for(r.frame.source, stem.empty() ? "source" : stem);
+  if (io::classify_source(r.frame.source) == io::SourceKind::ImageFiles) return unique;
   char frame[32];
   std::snprintf(frame, sizeof frame, "_%06lld", static_cast<long long>(r.frame.index));
-  return found->second + frame;
+  return unique + frame;
 }
 
 void RunFiles::write(const Result& r) {

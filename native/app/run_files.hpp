@@ -8,12 +8,11 @@
 //   RUN/predictions.csv: one row per detection, "source,frame,class,name,confidence,x1,y1,x2,y2".
 // Names follow the annotated images' (ImageDirSink): two sources with one stem get <stem>, <stem>_2, ...
 #include <cstdio>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "jitvision/io/sinks.hpp"
 #include "pipeline.hpp"
 
 namespace jitvision::app {
@@ -45,8 +44,7 @@ class RunFiles {
   RunFileOptions options_;
   std::vector<std::string> names_;
   std::FILE* csv_ = nullptr;
-  std::map<std::string, std::string> stem_of_;  // source -> its unique stem
-  std::set<std::string> stems_taken_;
+  io::UniqueNames stems_;  // source -> its unique stem
 };
 
 }  // namespace jitvision::app

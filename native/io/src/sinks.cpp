@@ -51,10 +51,9 @@ void check_writable_dir(const fs::path& dir, const std::string& what) {
   throw OutputError(what + ": directory " + dir.string() + " is not writable");
 }
 
-// Source names become file names: "rtsp://cam/live" -> "live", a pipeline string -> its first words.
-std::string file_stem(const std::string& source) {
+std::string sanitised(const std::string& text) {
   std::string out;
-  for (const char c : fs::path(source).stem().string()) {
+  for (const char c : text) {
     const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
     if (keep) {
       out += c;
@@ -64,7 +63,7 @@ std::string file_stem(const std::string& source) {
     if (out.size() >= 40) break;
   }
   while (!out.empty() && out.back() == '_') out.pop_back();
-  return out.empty() ? "frame" : out;
+  return out;
 }
 
 // The frames a finished video file holds: the container's count, or (when it has none) the frames read back, at most
@@ -102,6 +101,59 @@ void draw_label(cv::Mat& image, const std::string& text, cv::Point corner, const
 }
 
 }  // namespace
+
+std::string source_stem(const std::string& source) {
+  std::string trimmed = source;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  const fs::path path(trimmed);
+  std::string stem = sanitised(path.stem().string());
+  if (stem.empty()) stem = sanitised(path.parent_path().filename().string());  // a glob: its folder's name
+  return stem.empty() ? "frame" : stem;
+}
+
+UniqueNames::UniqueNames(std::function<bool(const std::string&)> taken_on_disk)
+    : taken_on_disk_(std::move(taken_on_disk)) {}
+
+std::string UniqueNames::name_for(const std::string& source, const std::string& stem, const std::string& extension,
+                                  const std::string& suffix) {
+  if (const auto it = name_of_.find(source); it != name_of_.end()) return it->second;
+  std::string chosen = stem + extension;
+  const auto taken = [&](const std::string& candidate) {
+    return taken_.count(candidate) != 0 || (taken_on_disk_ && taken_on_disk_(candidate + suffix));
+  };
+  for (int n = 2; taken(chosen); ++n) chosen = stem + "_" + std::to_string(n) + extension;
+  taken_.insert(chosen);
+  name_of_.emplace(source, chosen);
+  return chosen;
+}
+
+cv::Mat tile_mosaic(const std::vector<cv::Mat>& frames, const std::vector<std::string>& labels, cv::Size tile) {
+  const int n = std::max<int>(1, static_cast<int>(frames.size()));
+  const int cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+  const int rows = (n + cols - 1) / cols;
+  cv::Mat mosaic(rows * tile.height, cols * tile.width, CV_8UC3, cv::Scalar(0, 0, 0));
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    const cv::Rect cell(static_cast<int>(i) % cols * tile.width, static_cast<int>(i) / cols * tile.height, tile.width,
+                        tile.height);
+    cv::Mat target = mosaic(cell);
+    const cv::Mat& frame = frames[i];
+    if (!frame.empty()) {
+      target.setTo(cv::Scalar(114, 114, 114));
+      const double scale =
+          std::min(static_cast<double>(tile.width) / frame.cols, static_cast<double>(tile.height) / frame.rows);
+      const cv::Size size(std::max(1, static_cast<int>(std::lround(frame.cols * scale))),
+                          std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
+      cv::Mat scaled;
+      cv::resize(frame, scaled, size, 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+      scaled.copyTo(
+          target(cv::Rect((tile.width - size.width) / 2, (tile.height - size.height) / 2, size.width, size.height)));
+    }
+    if (i < labels.size() && !labels[i].empty()) {
+      draw_label(target, labels[i], {0, 0}, cv::Scalar(0, 0, 0), std::max(0.4, tile.width / 1600.0), 1);
+    }
+  }
+  return mosaic;
+}
 
 cv::Scalar class_colour(int cls) {
   // Sasha Trubetskoy's 20 distinct colours (RGB), stored as BGR.
@@ -299,7 +351,11 @@ void VideoFileSink::close() {
 
 // --- ImageDirSink ----------------------------------------------------------------------------------------------------
 
-ImageDirSink::ImageDirSink(std::string dir, bool overwrite) : dir_(std::move(dir)), overwrite_(overwrite) {
+ImageDirSink::ImageDirSink(std::string dir, bool overwrite)
+    : dir_(std::move(dir)), names_([folder = dir_, overwrite](const std::string& name) {
+        std::error_code ec;
+        return !overwrite && fs::exists(fs::path(folder) / name, ec);
+      }) {
   const std::string what = "cannot save images to " + dir_;
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -316,11 +372,11 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
     // PGM and PBM hold grey or 1-bit pixels; the annotated frame is in colour: it is saved as PNG.
     if (const auto ext = lower(file.extension().string()); ext == ".pgm" || ext == ".pbm")
       file.replace_extension(".png");
-    name = unique_name(source, file.string());
+    name = names_.name_for(source, file.stem().string(), file.extension().string());
   } else {
     char number[24];
     std::snprintf(number, sizeof number, "_%06lld.jpg", static_cast<long long>(frame));
-    name = unique_name(source, file_stem(source), number) + number;
+    name = names_.name_for(source, source_stem(source), "", number) + number;
   }
   const std::string path = (fs::path(dir_) / name).string();
   bool ok = false;
@@ -330,22 +386,6 @@ void ImageDirSink::write(const cv::Mat& image, const std::string& source, std::i
     ok = false;
   }
   if (!ok) throw OutputError("cannot write image " + path);
-}
-
-std::string ImageDirSink::unique_name(const std::string& source, const std::string& name, const std::string& suffix) {
-  if (const auto it = name_of_.find(source); it != name_of_.end()) return it->second;
-  const fs::path p(name);
-  std::string chosen = name;
-  const auto taken = [&](const std::string& candidate) {
-    std::error_code ec;
-    return taken_.count(candidate) != 0 || (!overwrite_ && fs::exists(fs::path(dir_) / (candidate + suffix), ec));
-  };
-  for (int n = 2; taken(chosen); ++n) {
-    chosen = p.stem().string() + "_" + std::to_string(n) + p.extension().string();
-  }
-  taken_.insert(chosen);
-  name_of_.emplace(source, chosen);
-  return chosen;
 }
 
 // --- JsonLinesSink ---------------------------------------------------------------------------------------------------

@@ -8,12 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -218,6 +220,28 @@ TEST_F(VideoFiles, StopEndsAVideoEarly) {
   EXPECT_FALSE(source->next());
 }
 
+TEST_F(VideoFiles, FramesCarryTheirPositionAndTimeAndStatsCountThem) {
+  {
+    VideoFileSink sink(path("clip.avi"), 10);
+    for (int i = 0; i < 6; ++i) sink.write(moving_square(32, 32, i));
+  }
+  auto source = open_source(path("clip.avi"), {});
+  const double before = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  int count = 0;
+  while (const auto frame = source->next()) {
+    EXPECT_NEAR(frame->position_ms, count * 100.0, 1.0) << "frame " << count;
+    EXPECT_GE(frame->timestamp, before - 1);
+    EXPECT_LT(frame->timestamp, before + 60);
+    ++count;
+  }
+  EXPECT_EQ(count, 6);
+  const SourceStats stats = source->stats();
+  EXPECT_EQ(stats.read, 6);
+  EXPECT_EQ(stats.dropped, 0);
+  EXPECT_EQ(stats.reconnects, 0);
+  EXPECT_NEAR(stats.fps, 10.0, 0.01);
+}
+
 TEST_F(VideoFiles, MissingAndCorruptVideosAreInputErrors) {
   EXPECT_THROW(open_source(path("missing.mp4"), {}), InputError);
   std::ofstream(path("broken.mp4")) << "no video here";
@@ -323,6 +347,65 @@ TEST_F(Sinks, AnEarlierRunsImagesAreKeptUnlessOverwriting) {
   EXPECT_FALSE(fs::exists(path("saved/a_3.jpg")));
 }
 
+TEST(OutputNames, SourceStemsAreSanitisedAndNeverEmpty) {
+  EXPECT_EQ(source_stem("rtsp://user:***@cam.local:554/live"), "live");
+  EXPECT_EQ(source_stem("http://127.0.0.1:8080/stream.mjpg"), "stream");
+  EXPECT_EQ(source_stem("/data/clip.mp4"), "clip");
+  EXPECT_EQ(source_stem("/data/shots/"), "shots");
+  EXPECT_EQ(source_stem("/data/shots/*.jpg"), "shots");
+  EXPECT_EQ(source_stem("0"), "0");
+  EXPECT_EQ(source_stem("videotestsrc num-buffers=30 ! videoconvert ! appsink"),
+            "videotestsrc_num-buffers_30_videoconvert");
+  EXPECT_EQ(source_stem("///"), "frame");
+}
+
+TEST(OutputNames, EverySourceGetsItsOwnNameAndKeepsIt) {
+  std::set<std::string> on_disk{"cam_2.mp4"};
+  UniqueNames names([&](const std::string& name) { return on_disk.count(name) != 0; });
+  EXPECT_EQ(names.name_for("a", "cam", "", ".mp4"), "cam");
+  EXPECT_EQ(names.name_for("b", "cam", "", ".mp4"), "cam_3");  // cam_2.mp4 is an earlier run's
+  EXPECT_EQ(names.name_for("c", "other", "", ".mp4"), "other");
+  EXPECT_EQ(names.name_for("a", "cam", "", ".mp4"), "cam");
+  EXPECT_EQ(names.name_for("d", "a", ".jpg"), "a.jpg");
+  EXPECT_EQ(names.name_for("e", "a", ".jpg"), "a_2.jpg");
+  EXPECT_EQ(names.name_for("f", "frame.001"), "frame.001");
+  EXPECT_EQ(names.name_for("g", "frame.001"), "frame.001_2");  // a stem's dots are no extension
+}
+
+TEST(Mosaic, TilesEverySourceLetterboxedInAGrid) {
+  const cv::Mat red(100, 200, CV_8UC3, cv::Scalar(0, 0, 255));   // 2:1, letterboxed top and bottom
+  const cv::Mat blue(300, 100, CV_8UC3, cv::Scalar(255, 0, 0));  // 1:3, letterboxed left and right
+  const cv::Mat green(90, 160, CV_8UC3, cv::Scalar(0, 255, 0));  // the tile's own shape: fills it
+  const cv::Size tile(160, 90);
+  const cv::Mat mosaic = tile_mosaic({red, blue, green, cv::Mat()}, {"", "", "", ""}, tile);
+  ASSERT_EQ(mosaic.size(), cv::Size(2 * 160, 2 * 90));  // 4 sources: 2 x 2
+  const auto at = [&](int x, int y) { return mosaic.at<cv::Vec3b>(y, x); };
+  const cv::Vec3b grey(114, 114, 114), black(0, 0, 0);
+  // red: 160x80 centred in 160x90 -> 5 px bars above and below
+  EXPECT_EQ(at(80, 2), grey);
+  EXPECT_EQ(at(80, 45), cv::Vec3b(0, 0, 255));
+  EXPECT_EQ(at(80, 87), grey);
+  // blue: 30x90 centred in the second cell (x 160..319) -> columns 225..254
+  EXPECT_EQ(at(160 + 10, 45), grey);
+  EXPECT_EQ(at(160 + 80, 45), cv::Vec3b(255, 0, 0));
+  EXPECT_EQ(at(160 + 150, 45), grey);
+  // green fills the third cell (second row, first column); the fourth has no frame yet: black
+  EXPECT_EQ(at(1, 91), cv::Vec3b(0, 255, 0));
+  EXPECT_EQ(at(158, 178), cv::Vec3b(0, 255, 0));
+  EXPECT_EQ(at(240, 135), black);
+  // 3 sources still take a 2 x 2 grid; 5 take 3 x 2
+  EXPECT_EQ(tile_mosaic({red, blue, green}, {}, tile).size(), cv::Size(320, 180));
+  EXPECT_EQ(tile_mosaic({red, red, red, red, red}, {}, tile).size(), cv::Size(480, 180));
+}
+
+TEST(Mosaic, LabelsNameEachTile) {
+  const cv::Mat grey_frame(90, 160, CV_8UC3, cv::Scalar(114, 114, 114));
+  const cv::Mat labelled = tile_mosaic({grey_frame, grey_frame}, {"cam1", ""}, {160, 90});
+  const auto changed = [&](int x0) { return cv::countNonZero(labelled(cv::Rect(x0, 0, 80, 30)).reshape(1) != 114); };
+  EXPECT_GT(changed(0), 100) << "no label on the first tile";
+  EXPECT_EQ(changed(160), 0) << "an empty label drew something";
+}
+
 TEST_F(Sinks, WriteProbeFollowsNoPlantedLinkAndLeavesNothing) {
   fs::create_directories(path("out"));
   // A link at the old predictable probe name must not be followed (and no probe file may be left behind).
@@ -425,22 +508,81 @@ std::string input_error_of(Open open, double max_seconds) {
   return "";
 }
 
-TEST(LiveOpen, MissingCameraIsAnInputErrorAtOnce) {
-  const auto message = input_error_of([] { open_source("7", {}); }, 2.0);
+// A live source opens in the background: open_source() returns at once, and the first next() tells that the source
+// never opened (once: then it has ended).
+std::string open_error_of(const std::string& spec, const SourceOptions& options, double max_seconds) {
+  const auto start = Clock::now();
+  auto source = open_source(spec, options);
+  EXPECT_LT(seconds_since(start), 0.5) << "open_source() waited for the open";
+  const auto message = input_error_of([&] { source->next(); }, max_seconds);
+  EXPECT_FALSE(source->next());
+  return message;
+}
+
+// Collects SourceOptions::notice lines (called from grabber threads).
+struct Notices {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  void attach(SourceOptions& options) {
+    options.notice = [this](const std::string& line) {
+      std::lock_guard lock(mutex);
+      lines.push_back(line);
+    };
+  }
+  int count(const std::string& text) {
+    std::lock_guard lock(mutex);
+    return static_cast<int>(std::count_if(lines.begin(), lines.end(),
+                                          [&](const std::string& l) { return l.find(text) != std::string::npos; }));
+  }
+};
+
+TEST(LiveOpen, MissingCameraWithoutRetriesIsAnInputErrorAtOnce) {
+  SourceOptions options;
+  options.reconnect = 0;
+  const auto message = open_error_of("7", options, 2.0);
   EXPECT_NE(message.find("camera 7 cannot be opened"), std::string::npos) << message;
 }
 
-TEST(LiveOpen, UnreachableUrlIsAnInputErrorWithinTheOpenTimeout) {
+TEST(LiveOpen, FirstOpenIsRetriedOnTheReconnectBudgetWithOneLineEach) {
   SourceOptions options;
   options.open_timeout_ms = 1000;
-  const auto message = input_error_of([&] { open_source("http://127.0.0.1:1/x.mjpg", options); }, 3.0);
+  options.reconnect = 2;
+  options.backoff_initial_s = 0.2;
+  Notices notices;
+  notices.attach(options);
+  const auto start = Clock::now();
+  const auto message = open_error_of("http://127.0.0.1:1/x.mjpg", options, 4.0);
+  EXPECT_GE(seconds_since(start), 0.2 + 0.4) << "the back-offs were not waited";
   EXPECT_NE(message.find("http://127.0.0.1:1/x.mjpg"), std::string::npos) << message;
+  EXPECT_NE(message.find("(3 attempts)"), std::string::npos) << message;
+  EXPECT_EQ(notices.count("cannot be opened yet; retrying in"), 2);
+  EXPECT_EQ(notices.count("(retry 2 of 2)"), 1);
+}
+
+TEST(LiveOpen, StopEndsTheFirstOpensRetriesAtOnce) {
+  SourceOptions options;
+  options.open_timeout_ms = 500;
+  options.reconnect = 5;
+  options.backoff_initial_s = 2.0;
+  auto source = open_source("http://127.0.0.1:1/x.mjpg", options);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(300ms);
+    source->stop();
+  });
+  const auto start = Clock::now();
+  EXPECT_FALSE(source->next());  // a stop is no error
+  stopper.join();
+  EXPECT_LT(seconds_since(start), 1.0);
+  const auto destroying = Clock::now();
+  source.reset();  // the grabber was waiting out a back-off: it ends at once
+  EXPECT_LT(seconds_since(destroying), 0.5);
 }
 
 TEST(LiveOpen, PasswordsInUrlsAreNotRepeated) {
   SourceOptions options;
   options.open_timeout_ms = 500;
-  const auto message = input_error_of([&] { open_source("http://user:hunter2@127.0.0.1:1/x", options); }, 3.0);
+  options.reconnect = 0;
+  const auto message = open_error_of("http://user:hunter2@127.0.0.1:1/x", options, 3.0);
   EXPECT_EQ(message.find("hunter2"), std::string::npos) << message;
   EXPECT_NE(message.find("user:***@127.0.0.1"), std::string::npos) << message;
 }
@@ -450,15 +592,58 @@ TEST(LiveOpen, MalformedPipelineIsAnInputErrorAtOnce) {
   EXPECT_NE(message.find("GStreamer pipeline"), std::string::npos) << message;
 }
 
-// --- GStreamer pipelines: live, newest frame only, reconnect when the pipeline ends ---------------------------------
+// --- GStreamer pipelines: finite ones end at EOS; live ones keep the newest frame and reconnect when they end -------
 
-TEST(LivePipeline, ReopensAnEndedPipelineAndCountsFramesOn) {
+TEST(Pipelines, FirstElementDecidesWhetherAPipelineIsLive) {
+  EXPECT_FALSE(is_live_source("videotestsrc num-buffers=30 ! videoconvert ! appsink"));
+  EXPECT_FALSE(is_live_source(" filesrc location=a.mp4 ! decodebin ! videoconvert ! appsink"));
+  EXPECT_FALSE(is_live_source("uridecodebin uri=file:///data/a.mp4 ! videoconvert ! appsink"));
+  EXPECT_TRUE(is_live_source("videotestsrc is-live=true ! videoconvert ! appsink"));
+  EXPECT_TRUE(is_live_source("v4l2src device=/dev/video0 ! videoconvert ! appsink"));
+  EXPECT_TRUE(is_live_source("rtspsrc location=rtsp://cam/1 ! decodebin ! videoconvert ! appsink"));
+  EXPECT_TRUE(is_live_source("uridecodebin uri=rtsp://cam/1 ! videoconvert ! appsink"));
+  EXPECT_TRUE(is_live_source("http://127.0.0.1:8080/stream.mjpg"));
+  EXPECT_TRUE(is_live_source("0"));
+  EXPECT_FALSE(is_live_source("clip.mp4"));
+  EXPECT_FALSE(is_live_source("photos/*.jpg"));
+}
+
+TEST(Pipelines, FinitePipelineEndsAtEosWithEveryFrameInOrder) {
+  Notices notices;
+  SourceOptions options;
+  notices.attach(options);
+  auto source =
+      open_source("videotestsrc num-buffers=30 ! video/x-raw,width=64,height=48 ! videoconvert ! appsink", options);
+  EXPECT_FALSE(source->live());
+  std::int64_t count = 0;
+  while (const auto frame = source->next()) {
+    EXPECT_EQ(frame->index, count);
+    EXPECT_EQ(frame->image.size(), cv::Size(64, 48));
+    EXPECT_GT(frame->timestamp, 1.6e9);
+    ++count;
+    std::this_thread::sleep_for(2ms);  // a slow consumer still gets every frame
+  }
+  EXPECT_EQ(count, 30);
+  EXPECT_FALSE(source->next());
+  const SourceStats stats = source->stats();
+  EXPECT_EQ(stats.read, 30);
+  EXPECT_EQ(stats.dropped, 0);
+  EXPECT_EQ(stats.reconnects, 0);
+  EXPECT_EQ(notices.count(""), 0);
+}
+
+TEST(LivePipeline, ReopensAnEndedLivePipelineAndCountsFramesOn) {
   SourceOptions options;
   options.reconnect = 2;
   options.backoff_initial_s = 0.05;
-  // 10 buffers then end of stream: each reopen gives 10 more, and every frame resets the attempt budget.
+  Notices notices;
+  notices.attach(options);
+  // is-live: a camera-like source whose end of stream is a drop. 10 buffers then EOS: each reopen gives 10 more,
+  // and every frame resets the attempt budget.
   auto source = open_source(
-      "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48,framerate=100/1 ! videoconvert ! appsink", options);
+      "videotestsrc is-live=true num-buffers=10 ! video/x-raw,width=64,height=48,framerate=100/1 ! videoconvert ! "
+      "appsink",
+      options);
   EXPECT_TRUE(source->live());
   const auto start = Clock::now();
   std::int64_t last = -1;
@@ -470,6 +655,11 @@ TEST(LivePipeline, ReopensAnEndedPipelineAndCountsFramesOn) {
     last = frame->index;
   }
   EXPECT_GE(last, 25) << "frames did not continue after the pipeline ended";
+  const SourceStats stats = source->stats();
+  EXPECT_GE(stats.reconnects, 2);
+  EXPECT_GE(stats.read, 26);
+  EXPECT_GE(notices.count("dropped (no frame for"), 2);
+  EXPECT_GE(notices.count("reconnected (attempt 1 of 2)"), 2);
   source->stop();
   EXPECT_FALSE(source->next());
 }
@@ -477,9 +667,10 @@ TEST(LivePipeline, ReopensAnEndedPipelineAndCountsFramesOn) {
 TEST(LivePipeline, PipelineThatNeverStartsIsAnInputErrorAfterTheOpenTimeout) {
   SourceOptions options;
   options.open_timeout_ms = 300;
+  options.reconnect = 0;
   // A live source whose buffers are all dropped: OpenCV's open waits for caps that never come.
-  const auto message = input_error_of(
-      [&] { open_source("videotestsrc is-live=true ! valve drop=true ! videoconvert ! appsink", options); }, 3.0);
+  const auto message =
+      open_error_of("videotestsrc is-live=true ! valve drop=true ! videoconvert ! appsink", options, 3.0);
   EXPECT_NE(message.find("did not open within 1.3 s"), std::string::npos) << message;
 }
 
@@ -641,6 +832,23 @@ TEST(LiveStream, KeepsOnlyTheNewestFrame) {
   EXPECT_GT(third->index, second->index);
 }
 
+TEST(LiveStream, StatsCountDroppedFramesAndMeasureTheArrivalRate) {
+  MjpegServer server;  // 50 frames/s
+  auto source = open_source(server.url(), fast_options());
+  ASSERT_TRUE(source->next());
+  std::this_thread::sleep_for(1500ms);  // a slow consumer: the grabber replaces ~75 frames meanwhile
+  const auto second = source->next();
+  ASSERT_TRUE(second);
+  EXPECT_GT(second->timestamp, 1.6e9);
+  const SourceStats stats = source->stats();
+  EXPECT_GE(stats.read, second->index + 1);
+  EXPECT_EQ(stats.dropped, second->index - 1) << "every frame between the two taken ones was replaced";
+  EXPECT_GE(stats.dropped, 30);
+  EXPECT_EQ(stats.reconnects, 0);
+  EXPECT_GT(stats.fps, 15.0) << "arrival rate";
+  EXPECT_LT(stats.fps, 60.0) << "arrival rate";
+}
+
 TEST(LiveStream, StallTimesOutAndReconnects) {
   MjpegServer server;
   auto source = open_source(server.url(), fast_options());
@@ -655,6 +863,9 @@ TEST(LiveStream, StallTimesOutAndReconnects) {
   const auto after = source->next();  // frames flow again on the new connection
   ASSERT_TRUE(after);
   EXPECT_GT(after->index, before->index);
+  const auto reopening = Clock::now();  // the reopen may still be under way when a stale frame is returned
+  while (source->stats().reconnects < 1 && seconds_since(reopening) < 5) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(source->stats().reconnects, 1);
 }
 
 TEST(LiveStream, DeadServerIsASourceLostErrorWithinTheBound) {

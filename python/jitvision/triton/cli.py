@@ -18,12 +18,13 @@ def run_export(args) -> int:
 def run_detect(args) -> int:
     """JSON lines as `yolov5 detect --json` prints them, with the forward done by the Triton server."""
     from jitvision.triton.client import triton_detector
-    from jitvision.yolov5.detect import detect, iter_frames, json_record
+    from jitvision.yolov5.detect import detect, iter_source_frames, json_record
 
     detector = triton_detector(args.server, args.server_model, args.timeout, args.reconnect)
-    for source, frame, image in iter_frames(args.source):
-        found = detect(detector, image, args.img, args.conf_thres, args.iou_thres)
-        print(json_record(source, frame, image, found), flush=True)
+    for item in iter_source_frames(args.source):
+        found = detect(detector, item.image, args.img, args.conf_thres, args.iou_thres)
+        print(json_record(item.source, item.frame, item.image, found, item.source_index, item.timestamp,
+                          item.position_ms), flush=True)
     return 0
 
 

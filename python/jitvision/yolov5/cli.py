@@ -83,7 +83,7 @@ def run_detect(args) -> int:
     from jitvision.yolov5.detect import (
         detect,
         escape_invalid_utf8,
-        iter_frames,
+        iter_source_frames,
         json_record,
         load_detector,
         resolve_classes,
@@ -91,13 +91,15 @@ def run_detect(args) -> int:
 
     detector = load_detector(args.model)
     classes = resolve_classes(args.classes, detector.names)
-    for source, frame, image in iter_frames(args.source, args.vid_stride):
+    for item in iter_source_frames(args.source, args.vid_stride):
+        source, frame, image = item.source, item.frame, item.image
         start = time.perf_counter()
         found = detect(detector, image, img_size(args.img), args.conf, args.iou, classes, args.max_det,
                        args.agnostic_nms)
         ms = (time.perf_counter() - start) * 1000
         if args.json:
-            print(json_record(source, frame, image, found), flush=True)
+            print(json_record(source, frame, image, found, item.source_index, item.timestamp, item.position_ms),
+                  flush=True)
             continue
         counts = {}
         for d in found:

@@ -12,8 +12,9 @@ import json
 import os
 import stat
 import sys
+import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -149,36 +150,59 @@ def read_image(path: str) -> Optional[np.ndarray]:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
 
 
+class SourceFrame(NamedTuple):
+    """One frame as the C++ app's JSON lines describe it (native/app/outputs.hpp)."""
+    source: str          # the file it came from
+    frame: int           # its number within its source
+    image: np.ndarray    # BGR
+    source_index: int    # its source's position in the source list
+    timestamp: float     # capture time, seconds since the Unix epoch
+    position_ms: Optional[float]  # video files: its position in the stream; None for images
+
+
+def iter_source_frames(sources: Sequence[str], vid_stride: int = 1) -> Iterator[SourceFrame]:
+    """Every frame of image files, directories, globs and video files, in order; of a video, only the frames whose
+    index is a multiple of ``vid_stride``."""
+    for source_index, source in enumerate(sources):
+        for path in _expand(source):
+            for frame in _path_frames(path, vid_stride):
+                yield SourceFrame(path, frame[0], frame[1], source_index, time.time(), frame[2])
+
+
 def iter_frames(sources: Sequence[str], vid_stride: int = 1) -> Iterator[Tuple[str, int, np.ndarray]]:
-    """(path, frame index, BGR image) for image files, directories, globs and video files, in order; of a video,
-    only the frames whose index is a multiple of ``vid_stride``."""
-    for path in (p for s in sources for p in _expand(s)):
-        if os.path.splitext(path)[1].lower() not in VIDEO_EXTENSIONS:
-            image = read_image(path)
-            if image is not None:
-                yield path, 0, image
-                continue
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InputError(f"cannot read {escape_invalid_utf8(path)}: it is not an image, and OpenCV opens videos "
-                             "by UTF-8 names only") from None
-        capture = cv2.VideoCapture(path)
-        if not capture.isOpened():
-            raise InputError(f"cannot read {path} as an image or a video")
-        try:
-            index = 0
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                if index % vid_stride == 0:
-                    yield path, index, frame
-                index += 1
-        finally:
-            capture.release()
-        if index == 0:
-            raise InputError(f"{path} yielded no frames")
+    """(path, frame index, BGR image) of iter_source_frames."""
+    for f in iter_source_frames(sources, vid_stride):
+        yield f.source, f.frame, f.image
+
+
+def _path_frames(path: str, vid_stride: int) -> Iterator[Tuple[int, np.ndarray, Optional[float]]]:
+    """(frame index, BGR image, position in ms or None) of one image or video file."""
+    if os.path.splitext(path)[1].lower() not in VIDEO_EXTENSIONS:
+        image = read_image(path)
+        if image is not None:
+            yield 0, image, None
+            return
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"cannot read {escape_invalid_utf8(path)}: it is not an image, and OpenCV opens videos "
+                         "by UTF-8 names only") from None
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise InputError(f"cannot read {path} as an image or a video")
+    try:
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % vid_stride == 0:
+                yield index, frame, max(0.0, capture.get(cv2.CAP_PROP_POS_MSEC))
+            index += 1
+    finally:
+        capture.release()
+    if index == 0:
+        raise InputError(f"{path} yielded no frames")
 
 
 def escape_invalid_utf8(name: str) -> str:
@@ -187,10 +211,16 @@ def escape_invalid_utf8(name: str) -> str:
     return os.fsencode(name).decode("utf-8", errors="backslashreplace")
 
 
-def json_record(source: str, frame: int, image_bgr: np.ndarray, detections: List[Dict]) -> str:
-    """One JSON line; coordinates and confidences rounded to 4 decimals; ``source`` as escape_invalid_utf8 writes
-    it."""
+def json_record(source: str, frame: int, image_bgr: np.ndarray, detections: List[Dict], source_index: int = 0,
+                timestamp: Optional[float] = None, position_ms: Optional[float] = None) -> str:
+    """One JSON line with the C++ app's fields (native/app/outputs.hpp); coordinates and confidences rounded to 4
+    decimals; ``source`` as escape_invalid_utf8 writes it; ``timestamp`` (None: now) in seconds since the epoch;
+    ``position_ms`` only for video frames."""
     rounded = [{"cls": d["cls"], "name": d["name"], "conf": round(d["conf"], 4),
                 "xyxy": [round(v, 4) for v in d["xyxy"]]} for d in detections]
-    return json.dumps({"source": escape_invalid_utf8(source), "frame": frame, "shape": list(image_bgr.shape[:2]),
-                       "detections": rounded})
+    record = {"source": escape_invalid_utf8(source), "source_index": source_index, "frame": frame,
+              "timestamp": time.time() if timestamp is None else timestamp, "shape": list(image_bgr.shape[:2]),
+              "detections": rounded}
+    if position_ms is not None:
+        record["position_ms"] = position_ms
+    return json.dumps(record)

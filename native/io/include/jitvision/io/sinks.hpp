@@ -2,6 +2,7 @@
 // Where annotated frames and results go: a desktop window, a video file, image files, JSON lines.
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -64,27 +65,49 @@ class VideoFileSink {
   std::int64_t frames_ = 0;
 };
 
+// A source's name for the outputs named after it (per-source videos, --save-dir sub-folders, window titles, frame
+// images): its file stem or last path part, sanitised to letters, digits, '-' and '_' (at most 40 characters):
+// "rtsp://cam/live" -> "live", "/data/clip.mp4" -> "clip", "shots/" -> "shots", a pipeline -> its first words;
+// "frame" when nothing is left.
+std::string source_stem(const std::string& source);
+
+// Output names that never collide, for every output named after its source (images, videos, sub-folders, windows,
+// run-folder labels and crops): the first source to ask for stem + extension gets it; a later one gets a numbered
+// name (a.jpg -> a_2.jpg, a_3.jpg; clip -> clip_2), as does a name that `taken_on_disk(name + suffix)` says is
+// already used (an earlier run's file). A source keeps its name once given.
+class UniqueNames {
+ public:
+  explicit UniqueNames(std::function<bool(const std::string&)> taken_on_disk = {});
+  std::string name_for(const std::string& source, const std::string& stem, const std::string& extension = "",
+                       const std::string& suffix = "");
+
+ private:
+  std::function<bool(const std::string&)> taken_on_disk_;
+  std::map<std::string, std::string> name_of_;  // source -> its name
+  std::set<std::string> taken_;
+};
+
+// Tiles frames into one image for `--show mosaic`: a grid of ceil(sqrt(n)) columns, each cell `tile` in size with its
+// frame letterboxed into it (grey bars) and its label drawn in the top-left corner; an empty frame (none yet) leaves
+// its cell black with the label. Frames may differ in size; each must be 8-bit BGR.
+cv::Mat tile_mosaic(const std::vector<cv::Mat>& frames, const std::vector<std::string>& labels, cv::Size tile);
+
 // Saves annotated images into a directory: images keep their file name (.pgm and .pbm ones become .png: the
 // annotated frame is in colour), video/live frames become
-// <stem>_<frame, 6 digits>.jpg. When two sources would get the same name (a.jpg from two folders, two videos with
-// one stem), the later one gets a numbered name (a_2.jpg, a_3.jpg; clip_2_000001.jpg): never an overwrite within a run.
-// A file already in the directory (an earlier run's) is not replaced either: the new image gets the next numbered
-// name, unless `overwrite` (--overwrite). The directory is created (throws OutputError when it cannot be, or is not
-// writable).
+// <source_stem>_<frame, 6 digits>.jpg (names from UniqueNames). When two sources would get the same name (a.jpg from
+// two folders, two videos with one stem), the later one gets a numbered name (a_2.jpg, a_3.jpg; clip_2_000001.jpg):
+// never an overwrite within a run. A file already in the directory (an earlier run's) is not replaced either: the new
+// image gets the next numbered name, unless `overwrite` (--overwrite). The directory is created (throws OutputError
+// when it cannot be, or is not writable).
 class ImageDirSink {
  public:
   explicit ImageDirSink(std::string dir, bool overwrite = false);
   void write(const cv::Mat& image, const std::string& source, std::int64_t frame, bool single_image);
 
  private:
-  // The name (or stem) for `source`: `name` unless another source has it already or, without overwrite, the
-  // directory holds name + `suffix` (the first frame's number for a stem) from an earlier run.
-  std::string unique_name(const std::string& source, const std::string& name, const std::string& suffix = "");
-
   std::string dir_;
-  bool overwrite_;
-  std::map<std::string, std::string> name_of_;  // source -> its name (or stem)
-  std::set<std::string> taken_;
+  // Without overwrite, a name the directory holds (name + the first frame's number, for a stem) is taken.
+  UniqueNames names_;
 };
 
 // JSON lines to a file or "-" (stdout); every line is flushed as it is written, so an interrupted run leaves

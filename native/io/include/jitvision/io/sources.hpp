@@ -1,6 +1,7 @@
 #pragma once
 // Frame sources: image files, directories, globs, video files, cameras, network streams, GStreamer pipelines.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,8 +38,10 @@ struct SourceStats {
 // (a dead server refuses at once, so usually just the back-offs). Backends: FFmpeg (URLs) gets both timeouts as
 // open parameters; V4L2 (cameras) waits 10 s per frame unless configure_capture_backends() ran; GStreamer in
 // OpenCV 4.6 takes no timeouts, so a backend call that has not returned 1 s after its timeout makes next() throw
-// SourceLostError. The first open is not retried: failing (or not returning within open_timeout + 1 s), it throws
-// InputError.
+// SourceLostError. A live source opens on its grabber thread (open_source() returns at once, and stop() interrupts
+// the wait): the first open is retried on the same budget (back-off, `reconnect` retries); when every attempt failed
+// (or one did not return within open_timeout + 1 s), next() throws InputError once, and the source has ended.
+// Files and finite pipelines (is_live_source) are opened by open_source(): failing, it throws InputError at once.
 struct SourceOptions {
   int open_timeout_ms = 10000;  // opening a network stream
   int read_timeout_ms = 5000;   // a live source delivering no frame for this long counts as dropped
@@ -46,6 +49,9 @@ struct SourceOptions {
   double backoff_initial_s = 0.5;
   double backoff_max_s = 8.0;
   std::int64_t max_pixels = kDefaultMaxPixels;  // image files: larger ones are skipped undecoded (--max-pixels)
+  // Gets one line for each drop, failed open and reconnect of a live source (from its grabber thread, so it must be
+  // thread-safe); empty: nothing is told (--quiet).
+  std::function<void(const std::string&)> notice;
 };
 
 // One frame that cannot be used (an image file that cannot be decoded or is too large, a frame that cannot be
@@ -67,7 +73,8 @@ class FrameSource {
   virtual ~FrameSource() = default;
   // The next frame, or nullopt at the end of input (or after stop()). Throws InputError for one unusable item
   // of an image list (the next call goes on with the following item): FrameError for a file that cannot be
-  // decoded, InputError for an argument that names nothing readable (missing, not a regular file). Throws
+  // decoded, InputError for an argument that names nothing readable (missing, not a regular file), or a live
+  // source that could not be opened (the next call returns nullopt). Throws
   // SourceLostError when a live source is gone and did not come back within the reconnect budget.
   virtual std::optional<Frame> next() = 0;
   // Live sources (cameras, streams, pipelines) keep only the newest frame, so a slow consumer never lags.
@@ -96,8 +103,16 @@ void configure_capture_backends(const SourceOptions& options);
 enum class SourceKind { ImageFiles, VideoFile, Camera, NetworkStream, GStreamerPipeline };
 SourceKind classify_source(const std::string& spec);
 
+// A source that keeps only its newest frame and reconnects when it drops: cameras, network streams and GStreamer
+// pipelines whose first element is not a finite one. A pipeline starting with filesrc, multifilesrc, splitmuxsrc,
+// imagesequencesrc, videotestsrc or appsrc (or a uridecodebin/playbin with a file:// URI), without is-live=true, is
+// finite: it is read frame by frame like a video file and ends at its end of stream (OpenCV reports EOS and an error
+// alike, so the pipeline's first element decides).
+bool is_live_source(const std::string& spec);
+
 // Opens a --source argument: "0" (camera index, V4L2), http(s)/rtsp/rtmp/udp/tcp URLs, GStreamer pipeline strings
-// (containing '!'), video files, image files, directories and globs. Throws InputError when it cannot be opened.
+// (containing '!'), video files, image files, directories and globs. Throws InputError when a file or a finite
+// pipeline cannot be opened, or GStreamer is missing; live sources open in the background (see SourceOptions).
 std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOptions& options);
 
 }  // namespace jitvision::io
