@@ -88,7 +88,8 @@ bool hand_over(Pipeline& p, int id, bool live, CapturedFrame item) {
 std::string read_source(Pipeline& p, const CaptureJob& job, int id, io::FrameSource& source) {
   SourceRecord& rec = p.sources[id];
   const bool live = source.live();
-  while (job.max_frames <= 0 || rec.read < job.max_frames) {
+  // --max-frames counts the frames that reach the model: a live frame replaced in its slot does not count.
+  while (job.max_frames <= 0 || rec.read - rec.dropped < job.max_frames) {
     if (p.stop) return "stopped";
     try {
       Stopwatch sw;
@@ -186,7 +187,10 @@ bool run_batch(Pipeline& p, const InferenceJob& job, std::vector<BatchScheduler<
       r.times = times[i];
       if (job.reader) {
         Stopwatch sw;
-        r.reads = run_model([&] { return read_digits(*job.reader, item.frame.image, r.detections); }, failed);
+        const auto reader_failed = [&] {
+          return "the model failed on frame " + std::to_string(item.frame.index) + " of " + item.frame.source;
+        };
+        r.reads = run_model([&] { return read_digits(*job.reader, item.frame.image, r.detections); }, reader_failed);
         r.read_ms = sw.elapsed_ms();
       }
     }

@@ -93,6 +93,18 @@ TEST(ExitStatus, AnUnreadableInputCountsOnlyWhenNothingElseFailed) {
   EXPECT_EQ(s.code(), ExitCode::Model);
 }
 
+// Several sources: a live source lost for good (7) decides the exit code whether an unreadable source (5) came
+// before or after it.
+TEST(ExitStatus, ALostSourceOutranksAnUnreadableOneInEitherOrder) {
+  ExitStatus lost_first, lost_last;
+  lost_first.record(ExitCode::SourceLost);
+  lost_first.record(ExitCode::Input);
+  lost_last.record(ExitCode::Input);
+  lost_last.record(ExitCode::SourceLost);
+  EXPECT_EQ(lost_first.code(), ExitCode::SourceLost);
+  EXPECT_EQ(lost_last.code(), ExitCode::SourceLost);
+}
+
 TEST(PipelineFail, AFatalFailureStopsCaptureAndLetsTheQueuedFramesDrain) {
   Pipeline p;
   ASSERT_TRUE(p.frames.push(0, CapturedFrame{}));
