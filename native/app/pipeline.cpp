@@ -311,7 +311,12 @@ void run_pipeline(Pipeline& p, const CaptureJob& capture, const InferenceJob& in
     std::vector<std::jthread> stages;
     try {  // starting a thread can fail (std::system_error): fatal, the ones started still end
       for (int id = 0; id < count; ++id) {
-        stages.emplace_back([&p, &capture, id] { guarded(p, "capture", [&] { capture_source(p, capture, id); }); });
+        stages.emplace_back([&p, &capture, id, count] {
+          // Several capture threads letterbox side by side: one intra-op thread each, so that they do not
+          // oversubscribe the cores the inference workers' threads need (one source keeps LibTorch's default).
+          if (count > 1) at::set_num_threads(1);
+          guarded(p, "capture", [&] { capture_source(p, capture, id); });
+        });
       }
       for (int i = 0; i < workers; ++i) {
         stages.emplace_back([&p, &inference, &running_workers] {
