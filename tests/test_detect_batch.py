@@ -2,17 +2,24 @@
 same results as one frame at a time, --sources FILE, the per-source summary lines, and a source that cannot be
 opened while the others run to their end.
 
+A live stream that dies (exit 7) leaves the others running to their end.
+
 Tolerances (issue [F] #12): batched results equal unbatched ones: same classes, boxes within 0.5 px."""
 import json
 import re
 import shutil
+import subprocess
+import time
 
 import cv2
 import numpy as np
 import pytest
 
+from _support import MjpegServer, empty_detections_model, moving_frames, read_json_lines, textured_photo
+
 BOX_TOL_PX = 0.5
-EXIT_USAGE, EXIT_INPUT = 2, 5
+EXIT_USAGE, EXIT_INPUT, EXIT_LOST = 2, 5, 7
+LIVE = ["--open-timeout", "2000", "--read-timeout", "500", "--reconnect", "2"]  # a dead stream is given up quickly
 VIDEO_FRAMES = 6
 
 
@@ -154,3 +161,33 @@ def test_the_reference_detector_reads_sources_files_the_same_way(capsys, yolov5n
     assert [r["source"] for r in records] == [str(bus), str(zidane)]
     assert main([*args, "--sources", str(tmp_path / "missing.txt")]) == EXIT_USAGE
     assert "--sources" in capsys.readouterr().err
+
+
+def test_a_live_source_that_dies_leaves_the_others_running_and_exits_7(jitvision_bin, sources, tmp_path):
+    frames = moving_frames(textured_photo(), 50)
+    out = tmp_path / "out.jsonl"
+    with MjpegServer(lambda i: frames[i % len(frames)]) as alive, MjpegServer(lambda i: frames[i % 50]) as dying:
+        args = ["detect", "--model", empty_detections_model(), "--img", "128", "--json", out, *LIVE,
+                "--max-frames", "60", "--source", alive.url, "--source", dying.url, "--source", sources[0]]
+        proc = subprocess.Popen([str(jitvision_bin), *map(str, args)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r["source"] == dying.url for r in read_json_lines(out)) and proc.poll() is None:
+                assert time.monotonic() < deadline, "no frame from the second stream"
+                time.sleep(0.05)
+            dying.kill()
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == EXIT_LOST, stderr
+    rows = read_json_lines(out)
+    of = {url: [r["frame"] for r in rows if r["source"] == url] for url in (alive.url, dying.url, str(sources[0]))}
+    assert len(of[alive.url]) == 60 and of[alive.url] == sorted(set(of[alive.url]))
+    assert len(of[str(sources[0])]) == VIDEO_FRAMES
+    assert 1 <= len(of[dying.url]) < 60
+    lines = source_lines(stderr)
+    assert lines[0][2] == 60 and lines[0][-1] == "ended", stderr
+    assert lines[1][-1] == "lost", stderr
+    assert lines[2][1:] == (VIDEO_FRAMES, VIDEO_FRAMES, 0, 0, "ended"), stderr
