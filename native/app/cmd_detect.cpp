@@ -66,7 +66,8 @@ void add_sources_options(CLI::App* cmd, DetectOptions& o) {
       },
       "A file of sources, one per line (# comments and blank lines ignored), added after any --source");
   cmd->add_option("--batch", o.batch,
-                  "Frames of different sources in one forward, at most N (0: auto, one per source up to 8; 1: off)")
+                  "Frames of different sources in one forward, at most N (0: auto: one per source up to 8 on CUDA or "
+                  "--server, 1 on the CPU; 1: off)")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
 }

@@ -107,16 +107,19 @@ std::pair<int, int> resolve_workers(const DetectOptions& o, const torch::Device&
 }
 
 // The largest batch: --batch, or auto: one frame per source, at most kAutoBatch (a batch's forward is the latency
-// of each of its frames). A model with a fixed input (an official export) is traced for one frame: batch 1.
+// of each of its frames), where the forward runs on a GPU (CUDA, or an inference server); 1 for a local CPU
+// forward, where a batch measured slower per frame than two workers of one frame each (docs/detect.md, "Several
+// sources and batching"). A model with a fixed input (an official export) is traced for one frame: batch 1.
 constexpr int kAutoBatch = 8;
-int resolve_batch(const DetectOptions& o, const Detector& detector) {
+int resolve_batch(const DetectOptions& o, const Detector& detector, const torch::Device& device) {
   const int sources = static_cast<int>(std::max<std::size_t>(o.sources.size(), 1));
   if (!detector.contract().dynamic) {
     if (o.batch > 1)
       report_warning("--batch " + std::to_string(o.batch) + ": the model has a fixed input of one frame; using 1");
     return 1;
   }
-  return std::min(o.batch > 0 ? o.batch : kAutoBatch, sources);
+  if (o.batch > 0) return std::min(o.batch, sources);
+  return device.is_cuda() || !o.server.empty() ? std::min(kAutoBatch, sources) : 1;
 }
 
 // One summary entry per source, from what its capture thread and the output recorded.
@@ -169,7 +172,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   const CaptureJob capture = capture_job(o, *models.detector);
   io::configure_capture_backends(capture.source_options);  // sets process environment: before any thread starts
 
-  const int batch = resolve_batch(o, *models.detector);
+  const int batch = resolve_batch(o, *models.detector, device);
   const auto [workers, intra_op] = resolve_workers(o, device, batch);
   const RunSetup setup{o.sources.size(),
                        device.is_cuda(),
