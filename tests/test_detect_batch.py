@@ -118,7 +118,7 @@ def test_sources_file_adds_its_sources_after_any_source(run_cli, yolov5n_exports
     assert [lines[i][0] for i in range(3)] == [str(s) for s in sources]  # --source first, then the file's order
     assert len(records) == 2 * VIDEO_FRAMES + 2
     summary = next(line for line in proc.stderr.splitlines() if " frames from 3 source(s)" in line)
-    assert ", batch " not in summary and "2 workers" in summary  # auto on the CPU: no batches (docs/detect.md)
+    assert ", batch " not in summary  # auto on the CPU: no batches (docs/detect.md)
 
 
 @pytest.mark.parametrize("content, message", [
