@@ -245,17 +245,24 @@ def test_console_lines_for_images_and_videos(run_cli, scenes, tmp_path):
     rows = read_json_lines(out)
     lines = [line for line in proc.stderr.splitlines() if not line.startswith("jitvision: ")]
     assert len(lines) == len(rows) == 3 + 4
-    for n, (line, row) in enumerate(zip(lines[:3], rows)):
+    # The two sources are read at once: their lines interleave, each source's in its own order, and each item is
+    # numbered in the order it first appears.
+    number = {source: n + 1 for n, source in enumerate(dict.fromkeys(r["source"] for r in rows))}
+    image_lines = [(line, row) for line, row in zip(lines, rows) if row["source"] != str(scenes["video"])]
+    video_lines = [(line, row) for line, row in zip(lines, rows) if row["source"] == str(scenes["video"])]
+    assert len(image_lines) == 3
+    for line, row in image_lines:
         match = LINE.match(line)
         assert match, line
-        assert match.group(1, 2, 3, 4, 5) == (str(n + 1), "4", row["source"], "256", "256")
+        assert match.group(1, 2, 3, 4, 5) == (str(number[row["source"]]), "4", row["source"], "256", "256")
         counts = {}
         for d in sorted(row["detections"], key=lambda d: d["cls"]):
             counts[d["name"]] = counts.get(d["name"], 0) + 1
         expected = "".join(f"{n} {name}{'s' * (n > 1)}, " for name, n in counts.items()) or "(no detections), "
         assert match.group(6) == expected
-    for line, row in zip(lines[3:], rows[3:]):
-        assert line.startswith(f"video 4/4 ({row['frame'] + 1}/{VIDEO_FRAMES}) {scenes['video']}: 256x256 ")
+    for line, row in video_lines:
+        video_no = number[row["source"]]
+        assert line.startswith(f"video {video_no}/4 ({row['frame'] + 1}/{VIDEO_FRAMES}) {scenes['video']}: 256x256 ")
     assert any("frames from 2 source(s)" in line for line in proc.stderr.splitlines())
     quiet = detect(run_cli, tmp_path, "--model", MODEL, "--source", scenes["video"], "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == ""

@@ -229,6 +229,8 @@ def read_lines(path: Path) -> list:
 
 
 def assert_same_detections(got: list, want: list) -> None:
+    # Several sources are read at once: compare frame by frame, by source and index.
+    got, want = (sorted(rs, key=lambda r: (r["source"], r["frame"])) for rs in (got, want))
     assert [(r["source"], r["frame"]) for r in got] == [(r["source"], r["frame"]) for r in want]
     for g, w in zip(got, want):
         assert [d["cls"] for d in g["detections"]] == [d["cls"] for d in w["detections"]]
