@@ -222,3 +222,44 @@ def test_cpp_bench_reports_the_inference_form(run_cli):
     assert (out["layout"], out["frozen"], out["onednn_fusion"]) == ("contiguous", False, False)
     out = cpp_bench(run_cli, "--model", MNIST, *TINY)
     assert (out["layout"], out["frozen"]) == ("channels_last", True)
+
+
+STREAMS = 3
+STREAM_RUN = {"batch_asked", "batch", "frames", "wall_s", "fps", "workers", "threads_per_worker", "per_stream",
+              "per_stream_fps"}
+
+
+def test_cpp_bench_streams_batched_and_not(run_cli, detector):
+    out = cpp_bench(run_cli, "--model", detector["model"], "--video", detector["video"], "--streams", STREAMS,
+                    "--batch", STREAMS, *TINY)
+    check_cpp(out)
+    assert "video" not in out  # --streams replaces the single pipeline run
+    s = out["streams"]
+    assert s["streams"] == STREAMS and s["file"] == str(detector["video"])
+    assert STREAM_RUN <= s["batched"].keys() and STREAM_RUN <= s["unbatched"].keys()
+    assert (s["batched"]["batch_asked"], s["unbatched"]["batch_asked"]) == (STREAMS, 1)
+    assert s["batched"]["frames"] == s["unbatched"]["frames"] == STREAMS * FRAMES  # every frame of every copy
+    assert s["speedup"] == pytest.approx(s["batched"]["fps"] / s["unbatched"]["fps"])
+
+
+def test_cpp_bench_streams_text(run_cli, detector):
+    proc = run_cli(["bench", "--model", detector["model"], "--video", detector["video"], "--streams", "2",
+                    "--warmup", "1", "--iters", "2", "--threads", "1"])
+    assert proc.returncode == 0, proc.stderr
+    assert f"2 concurrent copies of {detector['video']} through the detect pipeline:" in proc.stdout
+    assert "  --batch 1 (largest batch 1): " + str(2 * FRAMES) + " frames" in proc.stdout
+    assert "total throughput batched / --batch 1: " in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--streams", "2"], "--streams requires --video"),
+    (["--video", "V", "--batch", "2"], "--batch requires --streams"),
+    (["--video", "V", "--streams", "0"], "--streams"),
+    (["--video", "V", "--streams", "2", "--batch", "1"], "--batch 1 is the baseline every --streams run measures"),
+    (["--video", "V", "--streams", "2", "--bf16"], "--bf16 times the forward alone"),
+])
+def test_cpp_bench_streams_usage_errors(run_cli, detector, args, message):
+    args = [str(detector["video"]) if a == "V" else a for a in args]
+    proc = run_cli(["bench", "--model", detector["model"], *args])
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -136,6 +136,8 @@ struct BenchOptions {
   bool no_freeze = false;
   bool onednn_fusion = false;
   int workers = 0;  // --video pipeline; 0: auto
+  int streams = 0;  // --streams N: N concurrent copies of --video, batched and not (bench_streams.hpp); 0: off
+  int batch = 0;    // --batch for the batched --streams run; 0: auto
   bool json = false;
 };
 CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);

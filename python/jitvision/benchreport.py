@@ -3,7 +3,8 @@
 Steps: a 1280x720 test video (panning over zidane.jpg when $JITVISION_DATA_DIR has it, else a synthetic scene);
 the detector (yolov5n imported from $JITVISION_DATA_DIR/weights/yolov5n.pt, else the bundled digit detector);
 then R rounds, each running every configuration on the C++ and the Python side back to back (the order flips
-every round) and the two detectors end to end as fresh processes; then the first-call study. Every figure in the
+every round), 4 concurrent copies of the video batched across streams and with --batch 1 (`jitvision bench
+--streams`), and the two detectors end to end as fresh processes; then the first-call study. Every figure in the
 report is the median over the rounds; every ratio is taken within a round first, then its median is reported.
 
     python -m jitvision.benchreport [--rounds 3] [--threads N] [--out docs/BENCHMARKS.md]
