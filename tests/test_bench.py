@@ -10,7 +10,7 @@ import sys
 import cv2
 import pytest
 
-from _support import REPO_ROOT, _exporter_fingerprint, moving_frames, textured_photo
+from _support import REPO_ROOT, MjpegServer, _exporter_fingerprint, moving_frames, textured_photo
 from jitvision.bench import MAX_REASON, NOISY_SPREAD, noise_check, short_reason, spread
 
 MNIST = REPO_ROOT / "models" / "mnist.torchscript"
@@ -235,7 +235,7 @@ def test_cpp_bench_streams_batched_and_not(run_cli, detector):
     check_cpp(out)
     assert "video" not in out  # --streams replaces the single pipeline run
     s = out["streams"]
-    assert s["streams"] == STREAMS and s["file"] == str(detector["video"])
+    assert (s["streams"], s["source"], s["live"]) == (STREAMS, str(detector["video"]), False)
     assert STREAM_RUN <= s["batched"].keys() and STREAM_RUN <= s["unbatched"].keys()
     assert (s["batched"]["batch_asked"], s["unbatched"]["batch_asked"]) == (STREAMS, 1)
     assert s["batched"]["frames"] == s["unbatched"]["frames"] == STREAMS * FRAMES  # every frame of every copy
@@ -252,7 +252,12 @@ def test_cpp_bench_streams_text(run_cli, detector):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--streams", "2"], "--streams requires --video"),
+    (["--streams", "2"], "--streams needs --video FILE or --source URL"),
+    (["--streams", "2", "--source", "http://127.0.0.1:9/x.mjpg"], "--source is live and never ends: give --frames N"),
+    (["--video", "V", "--streams", "2", "--source", "http://127.0.0.1:9/x.mjpg", "--frames", "3"],
+     "--video excludes --source"),
+    (["--source", "http://127.0.0.1:9/x.mjpg"], "--source requires --streams"),
+    (["--video", "V", "--frames", "3"], "--frames requires --streams"),
     (["--video", "V", "--batch", "2"], "--batch requires --streams"),
     (["--video", "V", "--streams", "0"], "--streams"),
     (["--video", "V", "--streams", "2", "--batch", "1"], "--batch 1 is the baseline every --streams run measures"),
@@ -263,3 +268,17 @@ def test_cpp_bench_streams_usage_errors(run_cli, detector, args, message):
     proc = run_cli(["bench", "--model", detector["model"], *args])
     assert proc.returncode == 2 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cpp_bench_streams_from_one_live_source(run_cli, detector):
+    """Two connections to one loopback MJPEG server, each measured over a few frames."""
+    frames = moving_frames(textured_photo(), 8)
+    with MjpegServer(lambda i: frames[i % len(frames)], fps=30.0) as server:
+        out = cpp_bench(run_cli, "--model", detector["model"], "--source", server.url, "--streams", "2", "--frames",
+                        "4", *TINY)
+        connections = server.connections
+    s = out["streams"]
+    assert (s["streams"], s["source"], s["live"]) == (2, server.url, True)
+    assert s["batched"]["frames"] == s["unbatched"]["frames"] == 2 * 4
+    assert connections >= 1 + 2 * 2  # the shape probe, then two streams in each run
+    assert out["shape"] == [1, 3, 128, 160]  # the stream's 320x240 frames letterboxed (rect) at 160

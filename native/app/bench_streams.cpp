@@ -18,7 +18,8 @@ DetectOptions streams_detect_options(const BenchOptions& o, bool half, const Inf
   DetectOptions d;
   d.model = o.model;
   d.trust_model = o.trust_model;
-  d.sources.assign(static_cast<std::size_t>(o.streams), o.video);
+  d.sources.assign(static_cast<std::size_t>(o.streams), o.source.empty() ? o.video : o.source);
+  d.max_frames = o.frames;
   d.device = o.device;
   d.half = half;
   d.img_size = o.img_size;
@@ -94,7 +95,12 @@ void print_run(std::ostream& os, const char* label, const nlohmann::json& run) {
 }  // namespace
 
 void check_streams_options(const BenchOptions& o) {
-  if (o.streams > 0 && o.batch == 1) {
+  if (o.streams == 0) return;
+  if (o.video.empty() && o.source.empty())
+    throw UsageError("--streams needs --video FILE or --source URL: what each stream reads");
+  if (!o.source.empty() && o.frames == 0)
+    throw UsageError("--source is live and never ends: give --frames N, the frames each stream is measured over");
+  if (o.batch == 1) {
     throw UsageError("--batch 1 is the baseline every --streams run measures: pass --batch 2 or more, or 0 (auto)");
   }
 }
@@ -104,7 +110,8 @@ nlohmann::json bench_streams(const BenchOptions& o, bool half, const InferenceFo
   const auto batched = one_run(streams_detect_options(o, half, form, o.batch));
   const auto unbatched = one_run(streams_detect_options(o, half, form, 1));
   const double base = unbatched["fps"].get<double>();
-  return {{"file", escape_invalid_utf8(o.video)},
+  return {{"source", escape_invalid_utf8(o.source.empty() ? o.video : o.source)},
+          {"live", !o.source.empty()},
           {"streams", o.streams},
           {"batched", batched},
           {"unbatched", unbatched},
@@ -112,8 +119,8 @@ nlohmann::json bench_streams(const BenchOptions& o, bool half, const InferenceFo
 }
 
 void print_streams_text(std::ostream& os, const nlohmann::json& streams) {
-  os << streams["streams"].get<int>() << " concurrent copies of " << streams["file"].get<std::string>()
-     << " through the detect pipeline:\n";
+  os << streams["streams"].get<int>() << (streams["live"].get<bool>() ? " connections to " : " concurrent copies of ")
+     << streams["source"].get<std::string>() << " through the detect pipeline:\n";
   print_run(os, "batched", streams["batched"]);
   print_run(os, "--batch 1", streams["unbatched"]);
   os << "  total throughput batched / --batch 1: " << figure(streams["speedup"]) << " x\n";

@@ -100,11 +100,18 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
       cmd->add_option("--streams", o.streams,
                       "Instead of one pipeline on --video, N concurrent copies of it: once batched across streams "
                       "(--batch) and once with --batch 1, in the same run")
-          ->check(CLI::Range(1, 64))
-          ->needs(video);
+          ->check(CLI::Range(1, 64));
   cmd->add_option("--batch", o.batch, "Largest batch across streams for the batched --streams run (0: auto)")
       ->check(CLI::Range(0, 64))
       ->capture_default_str()
+      ->needs(streams);
+  cmd->add_option("--source", o.source,
+                  "For --streams: a live stream (URL or GStreamer pipeline) opened N times instead of --video, "
+                  "each read as detect reads it (newest frame only); needs --frames")
+      ->needs(streams)
+      ->excludes(video);
+  cmd->add_option("--frames", o.frames, "For --streams: stop each stream after this many frames (0: at its end)")
+      ->check(CLI::Range(0LL, 100000000LL))
       ->needs(streams);
   cmd->add_flag("--json", o.json, "Print one JSON object");
   add_trust_model_flag(cmd, o.trust_model);
@@ -125,11 +132,12 @@ std::vector<std::int64_t> bench_shape(const BenchOptions& o, const ModelContract
   if (!contract.detector) throw UsageError("cannot tell the input shape of " + o.model + ": pass --shape BxCxHxW");
   const auto& c = *contract.detector;
   const std::int64_t size = c.resolve_img_size(o.img_size);
-  if (o.video.empty()) return {1, 3, c.dynamic ? size : c.input_h, c.dynamic ? size : c.input_w};
+  const std::string& input = o.source.empty() ? o.video : o.source;
+  if (input.empty()) return {1, 3, c.dynamic ? size : c.input_h, c.dynamic ? size : c.input_w};
   // Forward-only at the shape the video's frames get, so the pipeline ratio compares like with like.
-  cv::VideoCapture cap(o.video);
+  cv::VideoCapture cap(input);
   cv::Mat first;
-  if (!cap.isOpened() || !cap.read(first) || first.empty()) throw InputError("video " + o.video + " cannot be read");
+  if (!cap.isOpened() || !cap.read(first) || first.empty()) throw InputError(input + " cannot be read");
   const auto geometry = letterbox_geometry(first.rows, first.cols, size, c.stride, c.letterbox);
   return {1, 3, geometry.out_h, geometry.out_w};
 }
@@ -226,8 +234,8 @@ void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardT
 
 // The combinations of options that cannot be measured (UsageError), before anything loads.
 void check_bench_options(const BenchOptions& o) {
-  if (o.bf16 && (o.half || !o.video.empty()))
-    throw UsageError("--bf16 times the forward alone: drop --half and --video");
+  if (o.bf16 && (o.half || !o.video.empty() || o.streams > 0))
+    throw UsageError("--bf16 times the forward alone: drop --half, --video and --streams");
   check_streams_options(o);
 }
 
@@ -244,7 +252,8 @@ BenchModel load_bench_model(const BenchOptions& o) {
   const double load_ms = load_clock.elapsed_ms();
   auto contract = read_contract(model);
   probe_contract(model, contract);  // an official dynamic export takes --img
-  if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
+  if ((!o.video.empty() || !o.source.empty()) && contract.kind != ModelKind::Detector)
+    throw UsageError(std::string(o.video.empty() ? "--source" : "--video") + " needs a detector model");
   return {std::move(model), std::move(contract), load_ms};
 }
 
