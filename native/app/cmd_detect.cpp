@@ -52,6 +52,25 @@ void add_official_options(CLI::App* cmd, DetectOptions& o) {
   cmd->add_flag("--hide-conf", o.hide_conf, "Draw labels without confidences");
 }
 
+// --sources FILE (after --source) and --batch N.
+void add_sources_options(CLI::App* cmd, DetectOptions& o) {
+  // Defined after --source, so its callback runs after --source's values are stored: the file's sources come last.
+  cmd->add_option_function<std::string>(
+      "--sources",
+      [&o](const std::string& file) {
+        try {
+          append_sources_file(file, o.sources);
+        } catch (const UsageError& e) {
+          throw CLI::ValidationError(e.what());
+        }
+      },
+      "A file of sources, one per line (# comments and blank lines ignored), added after any --source");
+  cmd->add_option("--batch", o.batch,
+                  "Frames of different sources in one forward, at most N (0: auto, one per source up to 8; 1: off)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 CLI::App* add_detect_command(CLI::App& app, DetectOptions& o) {
@@ -61,9 +80,10 @@ CLI::App* add_detect_command(CLI::App& app, DetectOptions& o) {
                   "YOLOv5 TorchScript file: ours (python -m jitvision yolov5 import) or an official export");
   add_server_options(cmd, o);
   cmd->add_option(
-         "--source", o.sources,
-         "Image, directory, glob, video file, camera index (0), http(s)/rtsp URL or GStreamer pipeline; repeatable")
-      ->required();
+      "--source", o.sources,
+      "Image, directory, glob, video file, camera index (0), http(s)/rtsp URL or GStreamer pipeline; repeatable: all "
+      "sources are read at once");
+  add_sources_options(cmd, o);
   cmd->add_option("--device", o.device, "auto (CUDA if available), cpu, cuda, cuda:N or N (CUDA device N)")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
@@ -152,6 +172,9 @@ void add_stream_options(CLI::App* cmd, DetectOptions& o) {
   cmd->add_flag("--quiet", o.quiet, "Print no per-frame lines, no progress line and no summary");
 }
 
-int run_detect(const DetectOptions& o) { return run_detect_pipeline(o).exit_code; }
+int run_detect(const DetectOptions& o) {
+  if (o.sources.empty()) throw UsageError("detect needs --source SOURCE or --sources FILE");
+  return run_detect_pipeline(o).exit_code;
+}
 
 }  // namespace jitvision::app

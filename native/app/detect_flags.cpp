@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <optional>
 
 #include <torch/cuda.h>
@@ -32,6 +35,23 @@ std::string some_names(const std::vector<std::string>& names) {
 }
 
 }  // namespace
+
+void append_sources_file(const std::string& file, std::vector<std::string>& sources) {
+  std::ifstream in(file);
+  if (!in) {
+    throw UsageError("--sources " + file + ": cannot read it (" + std::strerror(errno) + ")");
+  }
+  const auto before = sources.size();
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto last = line.find_last_not_of(" \t\r");
+    sources.push_back(line.substr(first, last - first + 1));
+  }
+  if (in.bad()) throw UsageError("--sources " + file + ": cannot read it (" + std::strerror(errno) + ")");
+  if (sources.size() == before) throw UsageError("--sources " + file + ": names no source (one per line)");
+}
 
 std::vector<int> resolve_classes(const std::vector<std::string>& given, const std::vector<std::string>& names) {
   std::vector<int> classes;

@@ -8,6 +8,10 @@
 
 namespace jitvision::app {
 
+// --sources FILE: appends the file's sources, one per line; blank lines and lines starting with # are skipped, and
+// spaces around a source are trimmed. Throws UsageError (one line) when the file cannot be read or names no source.
+void append_sources_file(const std::string& file, std::vector<std::string>& sources);
+
 // --classes items (indices or class names, as the official detector's) -> class indices. Throws UsageError for a
 // name the model does not have or an index outside its classes.
 std::vector<int> resolve_classes(const std::vector<std::string>& given, const std::vector<std::string>& names);

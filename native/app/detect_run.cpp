@@ -52,9 +52,7 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
   DetectorOptions dopt;
   dopt.img_size = o.img_size;
   LoadedModel loaded = load_detector_model(o);
-  const auto classes =
-      o.classes.empty() ? std::vector<int>{} : resolve_classes(o.classes, read_contract(loaded).as_detector().names);
-  dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, classes};
+  dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, {}};
   dopt.nms.agnostic = o.agnostic_nms;
   dopt.form = o.form;
   dopt.precision = Precision::Float32;
@@ -67,7 +65,8 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
   }
   Models m;
   m.half = dopt.precision == Precision::Float16;
-  m.detector = std::make_unique<Detector>(std::move(loaded), device, dopt);
+  m.detector = std::make_unique<Detector>(std::move(loaded), device, dopt);  // reads the model's contract, once
+  if (!o.classes.empty()) m.detector->set_classes(resolve_classes(o.classes, m.detector->contract().names));
   m.detector->set_host_resize(opencv_resize);
   if (!o.reader_model.empty())
     m.reader = std::make_unique<DigitClassifier>(load_model(o.reader_model, {o.trust_model}), device);
@@ -87,13 +86,16 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
 // spread over all cores stalls at every OpenMP barrier whenever decoding, letterboxing or encoding takes one of
 // its cores; two workers with half the threads each keep the cores busy (docs/BENCHMARKS.md has the figures).
 // On CUDA one worker feeds the GPU.
-std::pair<int, int> resolve_workers(const DetectOptions& o, const torch::Device& device) {
+// With batches (batch > 1), one worker with every thread is the default instead: a batch is already several frames
+// in the model at once, and a second worker would take the frames the first one left, halving the batches
+// (docs/detect.md, "Several sources and batching", has the figures).
+std::pair<int, int> resolve_workers(const DetectOptions& o, const torch::Device& device, int batch) {
   if (device.is_cuda()) {
     if (o.workers > 1) report_warning("--workers " + std::to_string(o.workers) + " is for the CPU; using 1 on CUDA");
     return {1, 0};
   }
   const int threads = std::max(1, at::get_num_threads());
-  int workers = o.workers > 0 ? o.workers : (threads >= 2 ? 2 : 1);
+  int workers = o.workers > 0 ? o.workers : (threads >= 2 && batch == 1 ? 2 : 1);
   if (workers > threads) {
     if (o.workers > 0) {
       report_warning("--workers " + std::to_string(o.workers) + " exceeds the " + std::to_string(threads) +
@@ -102,6 +104,38 @@ std::pair<int, int> resolve_workers(const DetectOptions& o, const torch::Device&
     workers = threads;
   }
   return {workers, workers > 1 ? threads / workers : 0};
+}
+
+// The largest batch: --batch, or auto: one frame per source, at most kAutoBatch (a batch's forward is the latency
+// of each of its frames). A model with a fixed input (an official export) is traced for one frame: batch 1.
+constexpr int kAutoBatch = 8;
+int resolve_batch(const DetectOptions& o, const Detector& detector) {
+  const int sources = static_cast<int>(std::max<std::size_t>(o.sources.size(), 1));
+  if (!detector.contract().dynamic) {
+    if (o.batch > 1)
+      report_warning("--batch " + std::to_string(o.batch) + ": the model has a fixed input of one frame; using 1");
+    return 1;
+  }
+  return std::min(o.batch > 0 ? o.batch : kAutoBatch, sources);
+}
+
+// One summary entry per source, from what its capture thread and the output recorded.
+std::vector<SourceSummary> per_source(const Pipeline& p, const std::vector<std::string>& names) {
+  std::vector<SourceSummary> out;
+  for (std::size_t i = 0; i < p.sources.size(); ++i) {
+    const SourceRecord& rec = p.sources[i];
+    SourceSummary s;
+    s.name = names[i];
+    s.read = std::max(rec.read, rec.stats.read);
+    s.processed = rec.processed;
+    s.dropped = rec.dropped + rec.stats.dropped;
+    s.reconnects = rec.stats.reconnects;
+    const double active_s = (rec.last_ms - rec.first_ms) / 1000.0;
+    s.fps = rec.processed > 1 && active_s > 0 ? static_cast<double>(rec.processed - 1) / active_s : 0.0;
+    s.end = rec.end;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 CaptureJob capture_job(const DetectOptions& o, Detector& detector) {
@@ -135,7 +169,8 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   const CaptureJob capture = capture_job(o, *models.detector);
   io::configure_capture_backends(capture.source_options);  // sets process environment: before any thread starts
 
-  const auto [workers, intra_op] = resolve_workers(o, device);
+  const int batch = resolve_batch(o, *models.detector);
+  const auto [workers, intra_op] = resolve_workers(o, device, batch);
   const RunSetup setup{o.sources.size(),
                        device.is_cuda(),
                        models.half,
@@ -143,12 +178,13 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
                        models.detector->contract().dynamic,
                        models.reader != nullptr,
                        workers,
-                       intra_op > 0 ? intra_op : at::get_num_threads()};
+                       intra_op > 0 ? intra_op : at::get_num_threads(),
+                       batch};
   Pipeline p;
   StageTimings t;
   Progress progress;
-  run_pipeline(p, capture, InferenceJob{models.detector.get(), models.reader.get(), intra_op}, workers, t.capture,
-               [&](Result& r) {
+  run_pipeline(p, capture, InferenceJob{models.detector.get(), models.reader.get(), intra_op, batch}, workers,
+               t.capture, [&](Result& r) {
                  if (!r.fault.empty()) return outputs.write(r);  // a skipped frame: its JSON record only
                  Stopwatch sw;
                  progress.begin_frame(since_start.elapsed_ms());
@@ -168,6 +204,8 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   }
   auto summary = summarise(t, progress, since_start.elapsed_ms(), static_cast<int>(p.status.code()), setup);
   summary.skipped = p.skipped;
+  summary.batch = batch;
+  summary.per_source = per_source(p, o.sources);
   if (!o.quiet) print_summary(summary, t, setup, received_stop_signal());
   return summary;
 }

@@ -1,5 +1,7 @@
 #include "pipeline.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <optional>
 #include <string>
@@ -65,92 +67,149 @@ PreparedFrame prepare_frame(const CaptureJob& job, const io::Frame& frame) {
   }
 }
 
-// Reads one source to its end (or --max-frames, or a stop). A frame that cannot be used (io::FrameError: undecodable,
-// over --max-pixels, impossible to letterbox) goes on in its place as a fault; an argument of an image list that
-// names nothing readable is reported and skipped; any other jitvision::Error (a source that cannot be opened or is lost
-// for good) ends this source only. Anything else propagates: it is fatal.
-void capture_source(Pipeline& p, const CaptureJob& job, const std::string& spec, std::int64_t& seq,
-                    TimingStats& capture_ms) {
-  std::unique_ptr<io::FrameSource> source;
-  try {
-    source = io::open_source(spec, job.source_options);
-  } catch (const Error&) {
-    p.fail(std::current_exception(), "capture", false);
-    return;
-  }
-  p.set_source(source.get());
-  struct Unset {  // however this function ends, the pipeline must not keep a pointer to the closed source
-    Pipeline& p;
-    ~Unset() { p.set_source(nullptr); }
-  } unset{p};
-  long long taken = 0;
-  while (!p.stop && (job.max_frames <= 0 || taken < job.max_frames)) {
+// The current wall-clock time in seconds since the Unix epoch (Frame::timestamp).
+double wall_clock_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Hands one captured frame (or fault) to the scheduler: files with back-pressure, live sources into their slot of
+// one, replacing (and counting) a frame no worker has taken yet. False when the run is closing.
+bool hand_over(Pipeline& p, int id, bool live, CapturedFrame item) {
+  if (!live) return p.frames.push(id, std::move(item));
+  const auto pushed = p.frames.push_latest(id, std::move(item));
+  if (pushed == BatchScheduler<CapturedFrame>::Pushed::Replaced) ++p.sources[id].dropped;
+  return pushed != BatchScheduler<CapturedFrame>::Pushed::Closed;
+}
+
+// Reads frames of an open source until its end (or --max-frames, or a stop); returns how it ended. A frame that
+// cannot be used (io::FrameError: undecodable, over --max-pixels, impossible to letterbox) goes on in its place as
+// a fault; an argument of an image list that names nothing readable is reported and skipped; any other
+// jitvision::Error (a source lost for good) ends this source only. Anything else propagates: it is fatal.
+std::string read_source(Pipeline& p, const CaptureJob& job, int id, io::FrameSource& source) {
+  SourceRecord& rec = p.sources[id];
+  const bool live = source.live();
+  while (job.max_frames <= 0 || rec.read < job.max_frames) {
+    if (p.stop) return "stopped";
     try {
       Stopwatch sw;
-      auto frame = source->next();
-      if (!frame) break;
+      auto frame = source.next();
+      if (!frame) return p.stop ? "stopped" : "ended";
       if (frame->index % std::max(1LL, job.vid_stride) != 0) continue;  // --vid-stride
-      capture_ms.add(sw.elapsed_ms());
-      ++taken;
+      rec.capture_ms.add(sw.elapsed_ms());
+      ++rec.read;
+      frame->source_id = id;
+      if (frame->timestamp == 0) frame->timestamp = wall_clock_s();
       auto prepared = prepare_frame(job, *frame);
-      if (!p.frames.push(CapturedFrame{seq++, std::move(*frame), source->fps(), std::move(prepared), {}})) break;
+      if (!hand_over(p, id, live, CapturedFrame{std::move(*frame), source.fps(), std::move(prepared), {}})) {
+        return "stopped";
+      }
     } catch (const io::FrameError& e) {  // one bad frame: skipped, reported in its place by the output stage
-      ++taken;
+      ++rec.read;
       CapturedFrame fault;
-      fault.seq = seq++;
       fault.frame.source = e.source();
       fault.frame.index = e.index();
+      fault.frame.source_id = id;
       fault.fault = e.what();
-      if (!p.frames.push(std::move(fault))) break;
+      if (!p.frames.push(id, std::move(fault))) return "stopped";  // never replaced: each fault is reported
     } catch (const InputError&) {  // one unreadable argument of a list (missing, not a file): report it and go on
       p.fail(std::current_exception(), "capture", false);
     } catch (const Error&) {  // the source is gone for good
       p.fail(std::current_exception(), "capture", false);
-      break;
+      return "lost";
     }
   }
+  return "ended";  // --max-frames
 }
 
-void capture_stage(Pipeline& p, const CaptureJob& job, TimingStats& capture_ms) {
-  std::int64_t seq = 0;  // numbers frames over all sources, in capture order
-  for (const auto& spec : job.sources) {
-    if (p.stop) break;
-    capture_source(p, job, spec, seq, capture_ms);
+// One source's capture thread: opens it, reads it, and however that ends, tells the scheduler it is finished.
+void capture_source(Pipeline& p, const CaptureJob& job, int id) {
+  SourceRecord& rec = p.sources[id];
+  struct Finish {  // the workers must not wait for this source any more, whatever happens here
+    Pipeline& p;
+    int id;
+    ~Finish() { p.frames.finish(id); }
+  } finish{p, id};
+  rec.end = "failed to open";
+  std::unique_ptr<io::FrameSource> source;
+  try {
+    source = io::open_source(job.sources[id], job.source_options);
+  } catch (const Error&) {
+    p.fail(std::current_exception(), "capture", false);
+    return;
   }
+  p.attach(source.get());
+  struct Detach {  // however this function ends, the pipeline must not keep a pointer to the closed source
+    Pipeline& p;
+    io::FrameSource* source;
+    SourceRecord& rec;
+    ~Detach() {
+      rec.stats = source->stats();
+      p.detach(source);
+    }
+  } detach{p, source.get(), rec};
+  rec.end = "stopped";  // stays so when a fatal exception passes through read_source: it stops the whole run
+  rec.end = read_source(p, job, id, *source);
 }
 
-// One inference worker; several run side by side on the CPU, each with its own intra-op thread count (OpenMP's
-// is per thread).
+// Frames join a batch when they have the input shape of its first one (one tensor); a fault goes alone.
+bool joins(const CapturedFrame& first, const CapturedFrame& other) {
+  return first.fault.empty() && other.fault.empty() && first.prepared.geometry.out_h == other.prepared.geometry.out_h &&
+         first.prepared.geometry.out_w == other.prepared.geometry.out_w;
+}
+
+// Runs one batch through the model (and the digit reader) and passes its results on; false when the run is
+// closing. A fault (a batch of its own) is passed on in its place, to be reported in order.
+bool run_batch(Pipeline& p, const InferenceJob& job, std::vector<BatchScheduler<CapturedFrame>::Item>& batch) {
+  std::vector<Result> results(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    results[i].seq = batch[i].seq;
+    results[i].source_fps = batch[i].value.source_fps;
+    results[i].fault = std::move(batch[i].value.fault);
+  }
+  if (results.front().fault.empty()) {
+    std::vector<const PreparedFrame*> inputs;
+    for (const auto& item : batch) inputs.push_back(&item.value.prepared);
+    // The model's own code failing is a model error (exit 3), not a bug of ours.
+    const auto& first = batch.front().value.frame;
+    const auto failed = [&] {
+      return "the model failed on frame " + std::to_string(first.index) + " of " + first.source +
+             (batch.size() > 1 ? " (in a batch of " + std::to_string(batch.size()) + ")" : std::string());
+    };
+    std::vector<StageTimes> times;
+    auto detections = run_model([&] { return job.detector->infer_batch(inputs, &times); }, failed);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      Result& r = results[i];
+      const auto& item = batch[i].value;
+      r.input_h = item.prepared.geometry.out_h;
+      r.input_w = item.prepared.geometry.out_w;
+      r.detections = std::move(detections[i]);
+      r.times = times[i];
+      if (job.reader) {
+        Stopwatch sw;
+        r.reads = run_model([&] { return read_digits(*job.reader, item.frame.image, r.detections); }, failed);
+        r.read_ms = sw.elapsed_ms();
+      }
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    results[i].frame = std::move(batch[i].value.frame);
+    if (!p.results.push(std::move(results[i]))) return false;
+  }
+  return true;
+}
+
+// One inference worker; several may run side by side on the CPU, each with its own intra-op thread count (OpenMP's
+// is per thread). Each takes a batch of up to job.batch ready frames of different sources.
 void inference_stage(Pipeline& p, const InferenceJob& job) {
   if (job.intra_op_threads > 0) at::set_num_threads(job.intra_op_threads);
-  while (auto item = p.frames.pop()) {
-    Result r;
-    r.seq = item->seq;
-    r.source_fps = item->source_fps;
-    if (!item->fault.empty()) {  // passed on in its place, to be reported in capture order
-      r.frame = std::move(item->frame);
-      r.fault = std::move(item->fault);
-      if (!p.results.push(std::move(r))) break;
-      continue;
-    }
-    // The model's own code failing is a model error (exit 3), not a bug of ours.
-    const auto failed = [&] {
-      return "the model failed on frame " + std::to_string(item->frame.index) + " of " + item->frame.source;
-    };
-    r.input_h = item->prepared.geometry.out_h;
-    r.input_w = item->prepared.geometry.out_w;
-    r.detections = run_model([&] { return job.detector->infer(item->prepared, &r.times); }, failed);
-    if (job.reader) {
-      Stopwatch sw;
-      r.reads = run_model([&] { return read_digits(*job.reader, item->frame.image, r.detections); }, failed);
-      r.read_ms = sw.elapsed_ms();
-    }
-    r.frame = std::move(item->frame);
-    if (!p.results.push(std::move(r))) break;
+  const auto max = static_cast<std::size_t>(std::max(1, job.batch));
+  while (true) {
+    auto batch = p.frames.take(max, joins);
+    if (batch.empty() || !run_batch(p, job, batch)) break;
   }
 }
 
-// Results in capture order. Workers finish frames out of order: a result waits until every earlier frame is out.
+// Results in dispatch order. Workers finish frames out of order: a result waits until every earlier frame is out.
 // Once the workers are done, a gap (a frame lost to a failure or a stop) is skipped.
 std::optional<Result> next_result(Pipeline& p, InOrder<Result>& in_order) {
   while (true) {
@@ -167,6 +226,7 @@ std::optional<Result> next_result(Pipeline& p, InOrder<Result>& in_order) {
 
 void output_stage(Pipeline& p, const std::function<bool(Result&)>& consume) {
   InOrder<Result> in_order;
+  Stopwatch clock;
   while (auto r = next_result(p, in_order)) {
     if (!r->fault.empty()) {
       report_warning("skipped: " + r->fault);
@@ -174,6 +234,13 @@ void output_stage(Pipeline& p, const std::function<bool(Result&)>& consume) {
       ++p.skipped;
     }
     if (!consume(*r)) p.request_stop();
+    const auto id = static_cast<std::size_t>(r->frame.source_id);
+    if (r->fault.empty() && id < p.sources.size()) {
+      SourceRecord& rec = p.sources[id];
+      ++rec.processed;
+      rec.last_ms = clock.elapsed_ms();
+      if (rec.first_ms < 0) rec.first_ms = rec.last_ms;
+    }
   }
 }
 
@@ -196,16 +263,21 @@ void ExitStatus::record(ExitCode code) {
   }
 }
 
-void Pipeline::set_source(io::FrameSource* source) {
+void Pipeline::attach(io::FrameSource* source) {
   std::lock_guard lock(mutex_);
-  source_ = source;
-  if (source && stop) source->stop();
+  attached_.push_back(source);
+  if (stop) source->stop();
+}
+
+void Pipeline::detach(io::FrameSource* source) {
+  std::lock_guard lock(mutex_);
+  std::erase(attached_, source);
 }
 
 void Pipeline::request_stop() {
   stop = true;
   std::lock_guard lock(mutex_);
-  if (source_) source_->stop();
+  for (auto* source : attached_) source->stop();
 }
 
 void Pipeline::fail(std::exception_ptr error, std::string_view stage, bool fatal) noexcept {
@@ -227,23 +299,26 @@ void run_pipeline(Pipeline& p, const CaptureJob& capture, const InferenceJob& in
                   TimingStats& capture_ms, const std::function<bool(Result&)>& consume) {
   g_signal = 0;
   install_stop_handlers();
+  const int count = static_cast<int>(capture.sources.size());
+  p.sources.assign(capture.sources.size(), SourceRecord{});
+  p.frames.open(count);
   std::atomic<int> running_workers{workers};  // the last inference worker to finish closes `results`
   {
     std::vector<std::jthread> stages;
     try {  // starting a thread can fail (std::system_error): fatal, the ones started still end
-      stages.emplace_back([&p, &capture, &capture_ms] {
-        guarded(p, "capture", [&] { capture_stage(p, capture, capture_ms); });
-        p.frames.close();
-      });
+      for (int id = 0; id < count; ++id) {
+        stages.emplace_back([&p, &capture, id] { guarded(p, "capture", [&] { capture_source(p, capture, id); }); });
+      }
       for (int i = 0; i < workers; ++i) {
         stages.emplace_back([&p, &inference, &running_workers] {
           guarded(p, "inference", [&] { inference_stage(p, inference); });
-          p.frames.close();  // a worker that ends early must not leave capture blocked on a full queue
+          p.frames.close();  // a worker that ends early must not leave capture blocked on a full lane
           if (--running_workers == 0) p.results.close();
         });
       }
     } catch (...) {
       p.fail(std::current_exception(), "pipeline", true);
+      p.results.close();  // a worker that never started would never close it
     }
     guarded(p, "output", [&] { output_stage(p, consume); });
     // Output is done (at the end, or after a failure): nothing more is written, so every stage must end now.
@@ -251,6 +326,9 @@ void run_pipeline(Pipeline& p, const CaptureJob& capture, const InferenceJob& in
     p.frames.close();
     p.results.close();
   }  // the jthreads join here
+  for (const auto& rec : p.sources) {
+    for (double ms : rec.capture_ms.samples()) capture_ms.add(ms);
+  }
 }
 
 int received_stop_signal() { return g_signal; }

@@ -1,7 +1,8 @@
 #pragma once
-// The detect pipeline's stages: capture (decode, letterbox) -> inference workers (forward, NMS, digit reading) ->
-// output (this thread, which also owns the window), joined by bounded queues. One stop flag ends them all: end of
-// input, SIGINT/SIGTERM, `q` in the window, --max-frames, or a fatal error.
+// The detect pipeline's stages: capture (one thread per source: decode, letterbox) -> inference workers (a batch of
+// frames of different sources: forward, NMS, digit reading) -> output (this thread, which also owns the window),
+// joined by the batch scheduler and a bounded queue. Every source runs on its own: one that ends or fails stops only
+// itself. One stop flag ends them all: end of every input, SIGINT/SIGTERM, `q` in the window, or a fatal error.
 //
 // Errors: every stage ends in Pipeline::fail, the one place that reports an exception (one line), records its exit
 // code and, when it is fatal, stops every stage; the stages then drain and the outputs are finalised.
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "batch_scheduler.hpp"
 #include "bounded_queue.hpp"
 #include "jitvision/core/detector.hpp"
 #include "jitvision/core/digits.hpp"
@@ -23,8 +25,8 @@
 
 namespace jitvision::app {
 
+// A frame on its way from its source's capture thread to an inference worker (the batch scheduler numbers it).
 struct CapturedFrame {
-  std::int64_t seq = 0;  // capture order over all sources: the output puts results back in this order
   io::Frame frame;
   double source_fps = 0;   // the frame's source's nominal rate; 0: unknown
   PreparedFrame prepared;  // letterboxed in the capture thread, so it overlaps the previous frame's forward
@@ -32,7 +34,7 @@ struct CapturedFrame {
 };
 
 struct Result {
-  std::int64_t seq = 0;
+  std::int64_t seq = 0;  // dispatch order over all sources (BatchScheduler): the output puts results back in it
   io::Frame frame;
   double source_fps = 0;
   Detections detections;
@@ -57,17 +59,31 @@ class ExitStatus {
   std::atomic<int> code_{0};
 };
 
+// One source's part of a run. The capture thread of the source writes `read`, `dropped`, `capture_ms`, `stats` and
+// `end`; the output thread writes `processed`, `first_ms` and `last_ms`; read them after run_pipeline returns.
+struct SourceRecord {
+  std::int64_t read = 0;       // frames taken from the source (after --vid-stride), faults included
+  std::int64_t dropped = 0;    // live: frames replaced in the source's slot by a newer one before a worker took them
+  std::int64_t processed = 0;  // results written (faults not counted)
+  double first_ms = -1, last_ms = 0;  // when its first and last results were written (run_pipeline's clock)
+  TimingStats capture_ms;
+  io::SourceStats stats;  // the source's own counters, at its end
+  std::string end;        // "ended", "lost", "stopped" or "failed to open"
+};
+
 // Everything the stages share.
 class Pipeline {
  public:
   std::atomic<bool> stop{false};
   ExitStatus status;
-  std::atomic<std::int64_t> skipped{0};  // frames skipped for a fault (each reported by one warning line)
-  BoundedQueue<CapturedFrame> frames{2};
+  std::atomic<std::int64_t> skipped{0};        // frames skipped for a fault (each reported by one warning line)
+  BatchScheduler<CapturedFrame> frames{2, 1};  // files: 2 frames per source with back-pressure; live: a slot of 1
   BoundedQueue<Result> results{4};
+  std::vector<SourceRecord> sources;  // one per --source, in order (sized by run_pipeline)
 
-  // The source the capture stage reads now, so that request_stop() can interrupt a blocked read.
-  void set_source(io::FrameSource* source);
+  // The sources being read, so that request_stop() can interrupt every blocked read.
+  void attach(io::FrameSource* source);
+  void detach(io::FrameSource* source);
   // Ends the run: capture stops reading; what is queued is still processed and written.
   void request_stop();
   // The one place a stage's exception ends: prints it as one error line ("<stage> failed: ..." for errors that
@@ -78,7 +94,7 @@ class Pipeline {
 
  private:
   std::mutex mutex_;
-  io::FrameSource* source_ = nullptr;
+  std::vector<io::FrameSource*> attached_;
 };
 
 // What the capture stage needs: the --source list, how to open them, and the per-frame preparation (letterbox).
@@ -90,16 +106,19 @@ struct CaptureJob {
   std::function<PreparedFrame(const cv::Mat&)> prepare;
 };
 
-// One inference worker's job: the detector (shared; Detector::infer is thread-safe), an optional digit reader,
-// and its intra-op thread count (0: leave LibTorch's).
+// One inference worker's job: the detector (shared; Detector::infer_batch is thread-safe), an optional digit reader,
+// its intra-op thread count (0: leave LibTorch's) and the largest batch it forms (--batch; 1: one frame at a time).
 struct InferenceJob {
   Detector* detector = nullptr;
   const DigitClassifier* reader = nullptr;
   int intra_op_threads = 0;
+  int batch = 1;
 };
 
-// Runs the stages: capture and `workers` inference workers on their own threads; `consume` on the calling thread
-// gets every result in capture order and returns false to stop the run. A frame that cannot be used (an image that
+// Runs the stages: one capture thread per source and `workers` inference workers; `consume` on the calling thread
+// gets every result in dispatch order (each source's frames in their own order) and returns false to stop the run.
+// A source that cannot be opened or is lost ends alone (its error line and exit code are recorded); the others go
+// on to their end. A frame that cannot be used (an image that
 // cannot be decoded, a frame that cannot be letterboxed: io::FrameError) is skipped, not its source: it reaches
 // `consume` in its place with `fault` set (for the JSON record), after one warning line; it counts in `skipped` and
 // makes the exit code 5. Returns after every stage has finished;

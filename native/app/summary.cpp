@@ -12,6 +12,19 @@ std::string stage(const char* name, const TimingStats& s) {
   return std::string(name) + " " + fixed(s.median()) + "/" + fixed(s.percentile(90));
 }
 
+// "jitvision: source 1 cam.mp4: 120 read, 118 processed, 2 dropped, 0 reconnects, 14.8 FPS, ended"
+void print_sources(const std::vector<SourceSummary>& sources) {
+  const bool eventful = std::any_of(sources.begin(), sources.end(),
+                                    [](const SourceSummary& s) { return s.dropped > 0 || s.reconnects > 0; });
+  if (sources.size() < 2 && !eventful) return;
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    const auto& s = sources[i];
+    std::cerr << "jitvision: source " << i << " " << s.name << ": " << s.read << " read, " << s.processed
+              << " processed, " << s.dropped << " dropped, " << s.reconnects
+              << (s.reconnects == 1 ? " reconnect, " : " reconnects, ") << fixed(s.fps) << " FPS, " << s.end << "\n";
+  }
+}
+
 }  // namespace
 
 std::string fixed(double v, int precision) {
@@ -49,6 +62,7 @@ DetectSummary summarise(const StageTimings& t, const Progress& progress, double 
   s.exit_code = exit_code;
   s.workers = setup.workers;
   s.threads_per_worker = setup.threads_per_worker;
+  s.batch = setup.batch;
   return s;
 }
 
@@ -57,6 +71,7 @@ void print_summary(const DetectSummary& s, const StageTimings& t, const RunSetup
             << (setup.cuda ? "CUDA" : "CPU") << (setup.half ? " FP16" : "") << ", input " << setup.img_size
             << (setup.rect ? " (rect)" : " (square)") << ", " << s.workers << (s.workers == 1 ? " worker" : " workers")
             << " x " << s.threads_per_worker << (s.threads_per_worker == 1 ? " thread" : " threads");
+  if (s.batch > 1) std::cerr << ", batch " << s.batch;
   if (s.skipped > 0) std::cerr << ", " << s.skipped << " skipped";
   if (s.frames > 1) std::cerr << ", " << fixed(s.steady_fps) << " FPS";
   if (s.first_result_ms >= 0) std::cerr << ", first result after " << fixed(s.first_result_ms / 1000.0, 2) << " s";
@@ -64,6 +79,7 @@ void print_summary(const DetectSummary& s, const StageTimings& t, const RunSetup
             << stage("preprocess", t.preprocess) << ", " << stage("inference", t.inference) << ", "
             << stage("postprocess", t.postprocess) << ", " << (setup.reader ? stage("read digits", t.read) + ", " : "")
             << stage("output", t.output) << std::endl;
+  print_sources(s.per_source);
   if (stop_signal) std::cerr << "jitvision: stopped by signal " << stop_signal << std::endl;
 }
 

@@ -43,12 +43,14 @@ struct RunSetup {
   bool reader = false;
   int workers = 1;
   int threads_per_worker = 0;
+  int batch = 1;  // the largest batch of frames of different sources in one forward
 };
 
 DetectSummary summarise(const StageTimings& t, const Progress& progress, double wall_ms, int exit_code,
                         const RunSetup& setup);
 
-// "jitvision: N frames from ..." and "jitvision: per-frame ms (median/p90): ...", and the stop signal if any.
+// "jitvision: N frames from ..." and "jitvision: per-frame ms (median/p90): ...", with several sources (or one that
+// dropped frames or reconnected) one "jitvision: source I NAME: ..." line per source, and the stop signal if any.
 void print_summary(const DetectSummary& s, const StageTimings& t, const RunSetup& setup, int stop_signal);
 
 }  // namespace jitvision::app

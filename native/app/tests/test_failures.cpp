@@ -95,12 +95,13 @@ TEST(ExitStatus, AnUnreadableInputCountsOnlyWhenNothingElseFailed) {
 
 TEST(PipelineFail, AFatalFailureStopsCaptureAndLetsTheQueuedFramesDrain) {
   Pipeline p;
-  ASSERT_TRUE(p.frames.push(CapturedFrame{}));
+  ASSERT_TRUE(p.frames.push(0, CapturedFrame{}));
   p.fail(std::make_exception_ptr(std::runtime_error("boom")), "inference", true);
   EXPECT_TRUE(p.stop);
   EXPECT_EQ(p.status.code(), ExitCode::Internal);
-  EXPECT_FALSE(p.frames.push(CapturedFrame{}));  // capture can add nothing more
-  EXPECT_TRUE(p.frames.pop().has_value());       // but what was queued still reaches a worker
+  EXPECT_FALSE(p.frames.push(0, CapturedFrame{}));  // capture can add nothing more
+  const auto any = [](const CapturedFrame&, const CapturedFrame&) { return true; };
+  EXPECT_EQ(p.frames.take(4, any).size(), 1u);  // but what was queued still reaches a worker
   EXPECT_TRUE(p.frames.drained());
   EXPECT_TRUE(p.results.push(Result{}));  // and its result still reaches the output
 }
@@ -110,7 +111,7 @@ TEST(PipelineFail, ANonFatalFailureOnlyRecordsItsCode) {
   p.fail(std::make_exception_ptr(InputError("one bad image")), "capture", false);
   EXPECT_FALSE(p.stop);
   EXPECT_EQ(p.status.code(), ExitCode::Input);
-  EXPECT_TRUE(p.frames.push(CapturedFrame{}));
+  EXPECT_TRUE(p.frames.push(0, CapturedFrame{}));
 }
 
 TEST(EscapeInvalidUtf8, LeavesValidTextAlone) {

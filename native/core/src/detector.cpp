@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <stdexcept>
 
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
@@ -60,11 +61,11 @@ torch::Tensor Detector::forward(const torch::Tensor& input) {
   return rows;
 }
 
-void Detector::warm_up(std::int64_t input_h, std::int64_t input_w) {
-  const auto input = torch::zeros({1, 3, input_h, input_w}, torch::TensorOptions(device_).dtype(dtype_));
+void Detector::warm_up(std::int64_t batch, std::int64_t input_h, std::int64_t input_w) {
+  const auto input = torch::zeros({batch, 3, input_h, input_w}, torch::TensorOptions(device_).dtype(dtype_));
   for (int i = 0; i < kWarmUpForwards; ++i) forward(input);
   synchronize(device_);
-  warmed_[{input_h, input_w}] = true;
+  warmed_[{batch, input_h, input_w}] = true;
 }
 
 torch::Tensor Detector::upload(const torch::Tensor& frame) {
@@ -80,6 +81,8 @@ PreparedFrame Detector::prepare(const torch::Tensor& frame) {
   torch::InferenceMode guard;
   PreparedFrame p;
   p.geometry = geometry_for(frame.size(0), frame.size(1));
+  std::unique_lock upload_lock(upload_mutex_, std::defer_lock);  // one CUDA upload at a time through pinned_
+  if (device_.is_cuda()) upload_lock.lock();
   const auto t0 = Clock::now();
   p.input = device_.is_cuda() ? letterbox(upload(frame), p.geometry, dtype_)
                               : letterbox(frame, p.geometry, dtype_, host_resize_);
@@ -89,26 +92,54 @@ PreparedFrame Detector::prepare(const torch::Tensor& frame) {
 }
 
 Detections Detector::infer(const PreparedFrame& frame, StageTimes* times) {
+  std::vector<StageTimes> batch_times;
+  auto detections = infer_batch({&frame}, times ? &batch_times : nullptr);
+  if (times) *times = batch_times.front();
+  return std::move(detections.front());
+}
+
+std::vector<Detections> Detector::infer_batch(const std::vector<const PreparedFrame*>& frames,
+                                              std::vector<StageTimes>* times) {
+  if (frames.empty()) throw std::invalid_argument("infer_batch: an empty batch");
+  const auto batch = static_cast<std::int64_t>(frames.size());
+  const auto& g0 = frames.front()->geometry;
+  for (const auto* f : frames) {
+    if (f->geometry.out_h != g0.out_h || f->geometry.out_w != g0.out_w) {
+      throw std::invalid_argument("infer_batch: frames of different input shapes in one batch");
+    }
+  }
   torch::InferenceMode guard;
   {
     // Held through the warm-up, so another thread waits for it instead of warming up the same shape again.
     std::lock_guard lock(warm_mutex_);
-    const auto& g = frame.geometry;
-    if (!warmed_.count({g.out_h, g.out_w})) warm_up(g.out_h, g.out_w);
+    if (!warmed_.count({batch, g0.out_h, g0.out_w})) warm_up(batch, g0.out_h, g0.out_w);
   }
 
   auto t0 = Clock::now();
-  const auto rows = forward(frame.input);
+  torch::Tensor input = frames.front()->input;
+  if (batch > 1) {
+    std::vector<torch::Tensor> inputs;
+    for (const auto* f : frames) inputs.push_back(f->input);
+    input = torch::cat(inputs, 0);
+  }
+  const auto rows = forward(input);
   synchronize(device_);
   const double inf = ms_since(t0);
+  if (rows.size(0) != batch) {
+    throw ModelError("model file " + path_ + " returned " + std::to_string(rows.size(0)) + " row sets for a batch of " +
+                     std::to_string(batch) + " frames (a model exported for a fixed batch needs --batch 1)");
+  }
 
-  t0 = Clock::now();
-  auto det = non_max_suppression(rows[0], options_.nms);
-  scale_boxes(det, frame.geometry);
-  auto detections = to_detections(det);
-  const double post = ms_since(t0);
-  if (times) *times = StageTimes{frame.preprocess_ms, inf, post};
-  return detections;
+  std::vector<Detections> out;
+  if (times) times->clear();
+  for (std::int64_t i = 0; i < batch; ++i) {
+    t0 = Clock::now();
+    auto det = non_max_suppression(rows[i], options_.nms);
+    scale_boxes(det, frames[i]->geometry);
+    out.push_back(to_detections(det));
+    if (times) times->push_back(StageTimes{frames[i]->preprocess_ms, inf / static_cast<double>(batch), ms_since(t0)});
+  }
+  return out;
 }
 
 }  // namespace jitvision

@@ -79,7 +79,24 @@ def _report_pt2(result) -> int:
     return 0
 
 
+def read_sources_file(path: str) -> list:
+    """--sources FILE: one source per line; blank lines and lines starting with # are skipped (as the C++ app)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--sources {path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    found = [line.strip() for line in text.splitlines()]
+    found = [line for line in found if line and not line.startswith("#")]
+    if not found:
+        raise UsageError(f"--sources {path}: names no source (one per line)")
+    return found
+
+
 def run_detect(args) -> int:
+    sources = list(args.source or []) + (read_sources_file(args.sources) if args.sources else [])
+    if not sources:
+        raise UsageError("detect needs --source SOURCE or --sources FILE")
     from jitvision.yolov5.detect import (
         detect,
         escape_invalid_utf8,
@@ -91,7 +108,7 @@ def run_detect(args) -> int:
 
     detector = load_detector(args.model)
     classes = resolve_classes(args.classes, detector.names)
-    for source, frame, image in iter_frames(args.source, args.vid_stride):
+    for source, frame, image in iter_frames(sources, args.vid_stride):
         start = time.perf_counter()
         found = detect(detector, image, img_size(args.img), args.conf, args.iou, classes, args.max_det,
                        args.agnostic_nms)
@@ -146,7 +163,9 @@ def add_parser(subparsers) -> None:
                     "YOLOv5 reference letterbox, NMS and box scaling.")
     det.add_argument("--model", "--weights", required=True, help="TorchScript file or .pt checkpoint")
     add_trust_flag(det)
-    det.add_argument("--source", required=True, nargs="+", help="image files, directories, globs, video files")
+    det.add_argument("--source", nargs="+", help="image files, directories, globs, video files")
+    det.add_argument("--sources", metavar="FILE",
+                     help="a file of sources, one per line (# comments and blank lines skipped), after any --source")
     det.add_argument("--img", "--imgsz", "--img-size", type=int, nargs="+", default=None, metavar="N",
                      help="letterbox size (default: the model's own, 640 for checkpoints); with two values (H W, "
                           "the official spelling) the larger is used")
