@@ -229,6 +229,19 @@ STREAM_RUN = {"batch_asked", "batch", "frames", "wall_s", "fps", "workers", "thr
               "per_stream_fps"}
 
 
+def check_streams_run(run: dict, batch_asked: int, batch: int) -> None:
+    assert STREAM_RUN <= run.keys()
+    assert (run["batch_asked"], run["batch"]) == (batch_asked, batch)
+    assert run["frames"] == STREAMS * FRAMES and run["fps"] > 0  # every frame of every copy, none dropped
+    assert [s["processed"] for s in run["per_stream"]] == [FRAMES] * STREAMS
+    assert all(s["end"] == "ended" and s["dropped"] == 0 and s["fps"] > 0 for s in run["per_stream"])
+    rates = [s["fps"] for s in run["per_stream"]]
+    r = run["per_stream_fps"]
+    assert (r["min"], r["max"]) == (min(rates), max(rates))
+    assert r["mean"] == pytest.approx(sum(rates) / STREAMS)
+    assert r["spread"] == pytest.approx(max(r["mean"] - r["min"], r["max"] - r["mean"]) / r["mean"])
+
+
 def test_cpp_bench_streams_batched_and_not(run_cli, detector):
     out = cpp_bench(run_cli, "--model", detector["model"], "--video", detector["video"], "--streams", STREAMS,
                     "--batch", STREAMS, *TINY)
@@ -236,9 +249,8 @@ def test_cpp_bench_streams_batched_and_not(run_cli, detector):
     assert "video" not in out  # --streams replaces the single pipeline run
     s = out["streams"]
     assert (s["streams"], s["source"], s["live"]) == (STREAMS, str(detector["video"]), False)
-    assert STREAM_RUN <= s["batched"].keys() and STREAM_RUN <= s["unbatched"].keys()
-    assert (s["batched"]["batch_asked"], s["unbatched"]["batch_asked"]) == (STREAMS, 1)
-    assert s["batched"]["frames"] == s["unbatched"]["frames"] == STREAMS * FRAMES  # every frame of every copy
+    check_streams_run(s["batched"], STREAMS, STREAMS)
+    check_streams_run(s["unbatched"], 1, 1)
     assert s["speedup"] == pytest.approx(s["batched"]["fps"] / s["unbatched"]["fps"])
 
 
@@ -279,6 +291,9 @@ def test_cpp_bench_streams_from_one_live_source(run_cli, detector):
         connections = server.connections
     s = out["streams"]
     assert (s["streams"], s["source"], s["live"]) == (2, server.url, True)
-    assert s["batched"]["frames"] == s["unbatched"]["frames"] == 2 * 4
+    for run in (s["batched"], s["unbatched"]):  # live: each stream reads 4 frames; the newest-frame policy may drop
+        assert [p["read"] for p in run["per_stream"]] == [4, 4]
+        assert all(p["processed"] >= 1 and p["processed"] + p["dropped"] == 4 for p in run["per_stream"])
+        assert run["frames"] == sum(p["processed"] for p in run["per_stream"])
     assert connections >= 1 + 2 * 2  # the shape probe, then two streams in each run
     assert out["shape"] == [1, 3, 128, 160]  # the stream's 320x240 frames letterboxed (rect) at 160
