@@ -225,14 +225,15 @@ def test_cpp_bench_reports_the_inference_form(run_cli):
 
 
 STREAMS = 3
-STREAM_RUN = {"batch_asked", "batch", "frames", "wall_s", "fps", "workers", "threads_per_worker", "per_stream",
-              "per_stream_fps"}
+STREAM_RUN = {"batch_asked", "batch", "frames", "wall_s", "fps", "workers", "threads_per_worker", "stages",
+              "per_stream", "per_stream_fps"}
 
 
 def check_streams_run(run: dict, batch_asked: int, batch: int) -> None:
     assert STREAM_RUN <= run.keys()
     assert (run["batch_asked"], run["batch"]) == (batch_asked, batch)
     assert run["frames"] == STREAMS * FRAMES and run["fps"] > 0  # every frame of every copy, none dropped
+    assert {"capture", "preprocess", "inference", "postprocess", "output"} <= run["stages"].keys()
     assert [s["processed"] for s in run["per_stream"]] == [FRAMES] * STREAMS
     assert all(s["end"] == "ended" and s["dropped"] == 0 and s["fps"] > 0 for s in run["per_stream"])
     rates = [s["fps"] for s in run["per_stream"]]

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "jitvision/core/errors.hpp"
+#include "jitvision/core/timing.hpp"
 #include "json_text.hpp"
 
 namespace jitvision::app {
@@ -43,6 +44,18 @@ nlohmann::json rate_stats(const std::vector<double>& rates) {
   return {{"min", *lo}, {"mean", mean}, {"max", *hi}, {"spread", spread}};
 }
 
+// Per-frame median and p90 of each pipeline stage that ran (inference: a batch's forward over its frames).
+nlohmann::json stage_medians(const DetectSummary& s) {
+  nlohmann::json stages = nlohmann::json::object();
+  for (const auto& [name, samples] : s.stages) {
+    if (samples.empty()) continue;
+    TimingStats t;
+    for (double v : samples) t.add(v);
+    stages[name] = {{"median_ms", t.median()}, {"p90_ms", t.percentile(90)}};
+  }
+  return stages;
+}
+
 nlohmann::json one_run(const DetectOptions& d) {
   const auto s = run_detect_pipeline(d);
   if (s.exit_code != 0) {
@@ -67,6 +80,7 @@ nlohmann::json one_run(const DetectOptions& d) {
           {"fps", s.steady_fps},
           {"workers", s.workers},
           {"threads_per_worker", s.threads_per_worker},
+          {"stages", stage_medians(s)},
           {"per_stream", per_stream},
           {"per_stream_fps", rate_stats(rates)}};
 }
@@ -83,6 +97,8 @@ void print_run(std::ostream& os, const char* label, const nlohmann::json& run) {
   os << "  " << label << " (largest batch " << run["batch"].get<int>() << "): " << run["frames"].get<std::int64_t>()
      << " frames, " << figure(run["fps"]) << " FPS in total; per stream min/mean/max " << figure(r["min"]) << "/"
      << figure(r["mean"]) << "/" << figure(r["max"]) << " FPS";
+  if (run["stages"].contains("inference"))
+    os << ", inference " << figure(run["stages"]["inference"]["median_ms"]) << " ms per frame";
   if (r["spread"].is_null()) {
     os << " (the pipeline reported no per-source rates)";
   } else {
