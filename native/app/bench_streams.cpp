@@ -32,10 +32,10 @@ DetectOptions streams_detect_options(const BenchOptions& o, bool half, const Inf
   return d;
 }
 
-// min/mean/max of the streams' processed rates and the largest deviation from the mean as a fraction of it; null
-// figures when the pipeline reported no per-source rates.
+// min/mean/max of the streams' processed rates (one per stream: never empty) and the largest deviation from the
+// mean as a fraction of it.
 nlohmann::json rate_stats(const std::vector<double>& rates) {
-  if (rates.empty()) return {{"min", nullptr}, {"mean", nullptr}, {"max", nullptr}, {"spread", nullptr}};
+  if (rates.empty()) throw Error(ExitCode::Internal, "bench --streams: the pipeline reported no per-source summary");
   double sum = 0;
   for (double r : rates) sum += r;
   const double mean = sum / static_cast<double>(rates.size());
@@ -99,13 +99,8 @@ void print_run(std::ostream& os, const char* label, const nlohmann::json& run) {
      << figure(r["mean"]) << "/" << figure(r["max"]) << " FPS";
   if (run["stages"].contains("inference"))
     os << ", inference " << figure(run["stages"]["inference"]["median_ms"]) << " ms per frame";
-  if (r["spread"].is_null()) {
-    os << " (the pipeline reported no per-source rates)";
-  } else {
-    os << " (largest deviation " << std::setprecision(0) << std::fixed << 100 * r["spread"].get<double>()
-       << "% of the mean)";
-  }
-  os << "\n";
+  os << " (largest deviation " << std::setprecision(0) << std::fixed << 100 * r["spread"].get<double>()
+     << "% of the mean)\n";
 }
 
 }  // namespace
