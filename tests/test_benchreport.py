@@ -33,6 +33,7 @@ def streams_run(batch: int, fps: float, per_stream: list) -> dict:
              "spread": max(mean - min(per_stream), max(per_stream) - mean) / mean}
     return {"batch_asked": batch, "batch": batch, "frames": 480, "wall_s": 9.0, "fps": fps, "workers": 1,
             "threads_per_worker": 2, "per_stream_fps": rates,
+            "stages": {k: stats(20.0 / batch if k == "inference" else 2.0) for k in STAGES},
             "per_stream": [{"read": 120, "processed": 120, "dropped": 0, "fps": r, "end": "ended"} for r in per_stream]}
 
 
@@ -115,8 +116,8 @@ def test_targets_get_their_verdicts():
 
 def test_streams_section_reports_the_speedup_and_the_spread():
     text = section(report(fixture_raw()), "4 streams at once")
-    assert "| `--batch 4` | 60.0 | 14.5 / 15.0 / 15.5 | 3% |" in text
-    assert "| `--batch 1` | 40.0 | 10.0 / 10.0 / 10.0 | 0% |" in text
+    assert "| `--batch 4` | 60.0 | 14.5 / 15.0 / 15.5 | 3% | 1 x 2 | 5.0 | 2.0 |" in text
+    assert "| `--batch 1` | 40.0 | 10.0 / 10.0 / 10.0 | 0% | 1 x 2 | 20.0 | 2.0 |" in text
     assert "**met** (1.50 x >= 1.3 x)" in text
     assert "**met** (3.33% <= 20%)" in text
     assert "Command: `build/jitvision bench --streams 4 --batch 4 ...`" in text

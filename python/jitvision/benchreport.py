@@ -423,8 +423,11 @@ def summarise_streams(raw: Dict) -> Optional[Dict]:
         return None
 
     def run(kind: str) -> Dict:
-        out = {"fps": med(x[kind]["fps"] for x in rounds), "batch": rounds[0][kind]["batch"]}
+        first = rounds[0][kind]
+        out = {"fps": med(x[kind]["fps"] for x in rounds), "batch": first["batch"], "workers": first["workers"],
+               "threads_per_worker": first["threads_per_worker"]}
         out.update({k: med(x[kind]["per_stream_fps"][k] for x in rounds) for k in ("min", "mean", "max", "spread")})
+        out.update({k: med(x[kind]["stages"][k]["median_ms"] for x in rounds) for k in ("preprocess", "inference")})
         return out
 
     return {"streams": rounds[0]["streams"], "batched": run("batched"), "unbatched": run("unbatched"),
@@ -600,12 +603,15 @@ def streams_lines(raw: Dict, s: Dict) -> List[str]:
            f"`jitvision bench --streams {n}`: {n} concurrent copies of the video through the whole detect pipeline in "
            f"one process (no outputs), once with batches of up to {b['batch']} frames of different streams and once "
            "with `--batch 1`, back to back. Total: steady frames per second of all streams together. Per stream: "
-           "each stream's processed frames per second of its active time.", ""]
+           "each stream's processed frames per second of its active time. Inference per frame: a batch's forward over "
+           "its frames (per worker; workers run side by side); letterbox: on the capture threads.", ""]
 
     def row(name: str, r: Dict) -> List[str]:
-        return [name, f(r["fps"]), f"{f(r['min'])} / {f(r['mean'])} / {f(r['max'])}", f"{100 * r['spread']:.0f}%"]
+        return [name, f(r["fps"]), f"{f(r['min'])} / {f(r['mean'])} / {f(r['max'])}", f"{100 * r['spread']:.0f}%",
+                f"{r['workers']} x {r['threads_per_worker']}", f(r["inference"], 1), f(r["preprocess"], 1)]
 
-    out += table(["", "total FPS", "per stream min / mean / max FPS", "largest deviation from the mean"],
+    out += table(["", "total FPS", "per stream min / mean / max FPS", "largest deviation from the mean",
+                  "workers x threads", "inference ms per frame", "letterbox ms per frame"],
                  [row(f"`--batch {b['batch']}`", b), row("`--batch 1`", u)])
     out += ["", "Targets (issue [F]: 2-core CPU, yolov5n at 384x640, 4 concurrent 720p sources):", ""]
     out += table(["target", "measured", "verdict"], [
