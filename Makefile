@@ -120,7 +120,8 @@ distclean: clean
 	rm -rf $(VENV)
 
 # Both bench commands side by side on MNIST and yolov5n (needs $JITVISION_DATA_DIR for yolov5n.pt and zidane.jpg;
-# falls back to the bundled digit detector and a synthetic video): writes docs/BENCHMARKS.md and docs/benchmarks.png.
+# falls back to the bundled digit detector and a synthetic video), and 4 concurrent copies of the video batched
+# across streams vs --batch 1 (`jitvision bench --streams`): writes docs/BENCHMARKS.md and docs/benchmarks.png.
 # Run it on an otherwise idle machine. BENCH_ARGS="--rounds 5" for more repetitions.
 # `make bench BENCH_ARGS=--quick` is a smoke run (figures meaningless). With .venv-bench (make bench-env) the report
 # also times ONNX Runtime and OpenVINO on the same model and input (python/jitvision/peers.py); without it, it says so.

@@ -10,7 +10,7 @@ import sys
 import cv2
 import pytest
 
-from _support import REPO_ROOT, _exporter_fingerprint, moving_frames, textured_photo
+from _support import REPO_ROOT, MjpegServer, _exporter_fingerprint, moving_frames, textured_photo
 from jitvision.bench import MAX_REASON, NOISY_SPREAD, noise_check, short_reason, spread
 
 MNIST = REPO_ROOT / "models" / "mnist.torchscript"
@@ -222,3 +222,79 @@ def test_cpp_bench_reports_the_inference_form(run_cli):
     assert (out["layout"], out["frozen"], out["onednn_fusion"]) == ("contiguous", False, False)
     out = cpp_bench(run_cli, "--model", MNIST, *TINY)
     assert (out["layout"], out["frozen"]) == ("channels_last", True)
+
+
+STREAMS = 3
+STREAM_RUN = {"batch_asked", "batch", "frames", "wall_s", "fps", "workers", "threads_per_worker", "stages",
+              "per_stream", "per_stream_fps"}
+
+
+def check_streams_run(run: dict, batch_asked: int, batch: int) -> None:
+    assert STREAM_RUN <= run.keys()
+    assert (run["batch_asked"], run["batch"]) == (batch_asked, batch)
+    assert run["frames"] == STREAMS * FRAMES and run["fps"] > 0  # every frame of every copy, none dropped
+    assert {"capture", "preprocess", "inference", "postprocess", "output"} <= run["stages"].keys()
+    assert [s["processed"] for s in run["per_stream"]] == [FRAMES] * STREAMS
+    assert all(s["end"] == "ended" and s["dropped"] == 0 and s["fps"] > 0 for s in run["per_stream"])
+    rates = [s["fps"] for s in run["per_stream"]]
+    r = run["per_stream_fps"]
+    assert (r["min"], r["max"]) == (min(rates), max(rates))
+    assert r["mean"] == pytest.approx(sum(rates) / STREAMS)
+    assert r["spread"] == pytest.approx(max(r["mean"] - r["min"], r["max"] - r["mean"]) / r["mean"])
+
+
+def test_cpp_bench_streams_batched_and_not(run_cli, detector):
+    out = cpp_bench(run_cli, "--model", detector["model"], "--video", detector["video"], "--streams", STREAMS,
+                    "--batch", STREAMS, *TINY)
+    check_cpp(out)
+    assert "video" not in out  # --streams replaces the single pipeline run
+    s = out["streams"]
+    assert (s["streams"], s["source"], s["live"]) == (STREAMS, str(detector["video"]), False)
+    check_streams_run(s["batched"], STREAMS, STREAMS)
+    check_streams_run(s["unbatched"], 1, 1)
+    assert s["speedup"] == pytest.approx(s["batched"]["fps"] / s["unbatched"]["fps"])
+
+
+def test_cpp_bench_streams_text(run_cli, detector):
+    proc = run_cli(["bench", "--model", detector["model"], "--video", detector["video"], "--streams", "2",
+                    "--warmup", "1", "--iters", "2", "--threads", "1"])
+    assert proc.returncode == 0, proc.stderr
+    assert f"2 concurrent copies of {detector['video']} through the detect pipeline:" in proc.stdout
+    assert "  --batch 1 (largest batch 1): " + str(2 * FRAMES) + " frames" in proc.stdout
+    assert "total throughput batched / --batch 1: " in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--streams", "2"], "--streams needs --video FILE or --source URL"),
+    (["--streams", "2", "--source", "http://127.0.0.1:9/x.mjpg"], "--source is live and never ends: give --frames N"),
+    (["--video", "V", "--streams", "2", "--source", "http://127.0.0.1:9/x.mjpg", "--frames", "3"],
+     "--video excludes --source"),
+    (["--source", "http://127.0.0.1:9/x.mjpg"], "--source requires --streams"),
+    (["--video", "V", "--frames", "3"], "--frames requires --streams"),
+    (["--video", "V", "--batch", "2"], "--batch requires --streams"),
+    (["--video", "V", "--streams", "0"], "--streams"),
+    (["--video", "V", "--streams", "2", "--batch", "1"], "--batch 1 is the baseline every --streams run measures"),
+    (["--video", "V", "--streams", "2", "--bf16"], "--bf16 times the forward alone"),
+])
+def test_cpp_bench_streams_usage_errors(run_cli, detector, args, message):
+    args = [str(detector["video"]) if a == "V" else a for a in args]
+    proc = run_cli(["bench", "--model", detector["model"], *args])
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cpp_bench_streams_from_one_live_source(run_cli, detector):
+    """Two connections to one loopback MJPEG server, each measured over a few frames."""
+    frames = moving_frames(textured_photo(), 8)
+    with MjpegServer(lambda i: frames[i % len(frames)], fps=30.0) as server:
+        out = cpp_bench(run_cli, "--model", detector["model"], "--source", server.url, "--streams", "2", "--frames",
+                        "4", *TINY)
+        connections = server.connections
+    s = out["streams"]
+    assert (s["streams"], s["source"], s["live"]) == (2, server.url, True)
+    for run in (s["batched"], s["unbatched"]):  # live: each stream reads 4 frames; the newest-frame policy may drop
+        assert [p["read"] for p in run["per_stream"]] == [4, 4]
+        assert all(p["processed"] >= 1 and p["processed"] + p["dropped"] == 4 for p in run["per_stream"])
+        assert run["frames"] == sum(p["processed"] for p in run["per_stream"])
+    assert connections >= 1 + 2 * 2  # the shape probe, then two streams in each run
+    assert out["shape"] == [1, 3, 128, 160]  # the stream's 320x240 frames letterboxed (rect) at 160

@@ -1,4 +1,5 @@
-// `jitvision bench`: forward-only latency of any TorchScript model, and with --video the whole detect pipeline.
+// `jitvision bench`: forward-only latency of any TorchScript model, with --video the whole detect pipeline, and with
+// --streams N that many concurrent copies of the video, batched across streams and not (bench_streams.cpp).
 // Figures are medians over repeated runs after warm-up, with the GPU synchronised before each clock read.
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "bench_streams.hpp"
 #include "commands.hpp"
 #include "failure.hpp"
 #include "jitvision/core/contract.hpp"
@@ -91,8 +93,26 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
       ->capture_default_str();
   cmd->add_flag("--no-freeze", o.no_freeze, "Run the module unfrozen (the app freezes it: torch::jit::freeze)");
   cmd->add_flag("--onednn-fusion", o.onednn_fusion, "Turn on oneDNN graph fusion (torch.jit.enable_onednn_fusion)");
+  auto* video = cmd->get_option("--video");
   cmd->add_option("--workers", o.workers, "Inference workers for the --video pipeline (0: auto, as in detect)")
       ->check(CLI::Range(0, 64));
+  auto* streams =
+      cmd->add_option("--streams", o.streams,
+                      "Instead of one pipeline on --video, N concurrent copies of it: once batched across streams "
+                      "(--batch) and once with --batch 1, in the same run")
+          ->check(CLI::Range(1, 64));
+  cmd->add_option("--batch", o.batch, "Largest batch across streams for the batched --streams run (0: auto)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str()
+      ->needs(streams);
+  cmd->add_option("--source", o.source,
+                  "For --streams: a live stream (URL or GStreamer pipeline) opened N times instead of --video, "
+                  "each read as detect reads it (newest frame only); needs --frames")
+      ->needs(streams)
+      ->excludes(video);
+  cmd->add_option("--frames", o.frames, "For --streams: stop each stream after this many frames (0: at its end)")
+      ->check(CLI::Range(0LL, 100000000LL))
+      ->needs(streams);
   cmd->add_flag("--json", o.json, "Print one JSON object");
   add_trust_model_flag(cmd, o.trust_model);
   return cmd;
@@ -112,11 +132,12 @@ std::vector<std::int64_t> bench_shape(const BenchOptions& o, const ModelContract
   if (!contract.detector) throw UsageError("cannot tell the input shape of " + o.model + ": pass --shape BxCxHxW");
   const auto& c = *contract.detector;
   const std::int64_t size = c.resolve_img_size(o.img_size);
-  if (o.video.empty()) return {1, 3, c.dynamic ? size : c.input_h, c.dynamic ? size : c.input_w};
+  const std::string& input = o.source.empty() ? o.video : o.source;
+  if (input.empty()) return {1, 3, c.dynamic ? size : c.input_h, c.dynamic ? size : c.input_w};
   // Forward-only at the shape the video's frames get, so the pipeline ratio compares like with like.
-  cv::VideoCapture cap(o.video);
+  cv::VideoCapture cap(input);
   cv::Mat first;
-  if (!cap.isOpened() || !cap.read(first) || first.empty()) throw InputError("video " + o.video + " cannot be read");
+  if (!cap.isOpened() || !cap.read(first) || first.empty()) throw InputError(input + " cannot be read");
   const auto geometry = letterbox_geometry(first.rows, first.cols, size, c.stride, c.letterbox);
   return {1, 3, geometry.out_h, geometry.out_w};
 }
@@ -183,6 +204,18 @@ nlohmann::json bench_video(const BenchOptions& o, bool half, double forward_medi
           {"stages", stages}};
 }
 
+void print_video_text(const BenchOptions& o, const nlohmann::json& v) {
+  std::cout << "pipeline on " << o.video << ": " << v["frames"].get<std::int64_t>() << " frames, "
+            << v["fps"].get<double>() << " FPS steady (" << v["per_frame_ms"].get<double>()
+            << " ms/frame = " << v["per_frame_over_forward"].get<double>() << " x forward), wall "
+            << v["wall_s"].get<double>() << " s, first result " << v["first_result_s"].get<double>() << " s; "
+            << v["workers"].get<int>() << " worker(s) x " << v["threads_per_worker"].get<int>() << " thread(s)\n";
+  for (const auto& [name, st] : v["stages"].items()) {
+    std::cout << "  " << std::setw(12) << std::left << name << std::right << " median " << st["median_ms"].get<double>()
+              << " ms, p90 " << st["p90_ms"].get<double>() << " ms\n";
+  }
+}
+
 void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardTimes& t) {
   std::cout << std::fixed << std::setprecision(2);
   std::cout << "model " << o.model << " (" << out["task"].get<std::string>() << ") on "
@@ -194,65 +227,82 @@ void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardT
             << (o.onednn_fusion ? ", oneDNN fusion" : "") << ")\n"
             << "forward over " << o.iters << " runs after " << o.warmup << " warm-ups: median " << t.forward.median()
             << " ms, p90 " << t.forward.percentile(90) << " ms, min " << t.forward.min() << " ms\n";
-  if (out.contains("video")) {
-    const auto& v = out["video"];
-    std::cout << "pipeline on " << o.video << ": " << v["frames"].get<std::int64_t>() << " frames, "
-              << v["fps"].get<double>() << " FPS steady (" << v["per_frame_ms"].get<double>()
-              << " ms/frame = " << v["per_frame_over_forward"].get<double>() << " x forward), wall "
-              << v["wall_s"].get<double>() << " s, first result " << v["first_result_s"].get<double>() << " s; "
-              << v["workers"].get<int>() << " worker(s) x " << v["threads_per_worker"].get<int>() << " thread(s)\n";
-    for (const auto& [name, st] : v["stages"].items()) {
-      std::cout << "  " << std::setw(12) << std::left << name << std::right << " median "
-                << st["median_ms"].get<double>() << " ms, p90 " << st["p90_ms"].get<double>() << " ms\n";
-    }
-  }
+  if (out.contains("video")) print_video_text(o, out["video"]);
+  if (out.contains("streams")) print_streams_text(std::cout, out["streams"]);
   std::cout << "peak RSS " << out["peak_rss_mb"].get<double>() << " MB" << std::endl;
+}
+
+// The combinations of options that cannot be measured (UsageError), before anything loads.
+void check_bench_options(const BenchOptions& o) {
+  if (o.bf16 && (o.half || !o.video.empty() || o.streams > 0))
+    throw UsageError("--bf16 times the forward alone: drop --half, --video and --streams");
+  check_streams_options(o);
+}
+
+// The model loaded, its contract checked and read, and moved to the device and dtype it is timed in.
+struct BenchModel {
+  LoadedModel loaded;
+  ModelContract contract;
+  double load_ms = 0;
+};
+
+BenchModel load_bench_model(const BenchOptions& o) {
+  Stopwatch load_clock;
+  auto model = load_model(o.model, {o.trust_model});
+  const double load_ms = load_clock.elapsed_ms();
+  auto contract = read_contract(model);
+  probe_contract(model, contract);  // an official dynamic export takes --img
+  if ((!o.video.empty() || !o.source.empty()) && contract.kind != ModelKind::Detector)
+    throw UsageError(std::string(o.video.empty() ? "--source" : "--video") + " needs a detector model");
+  return {std::move(model), std::move(contract), load_ms};
+}
+
+nlohmann::json forward_json(const BenchOptions& o, const BenchModel& m, const std::vector<std::int64_t>& shape,
+                            bool cuda, c10::ScalarType dtype, const ForwardTimes& t) {
+  return {{"model", escape_invalid_utf8(o.model)},
+          {"task", m.contract.task},
+          {"device", cuda ? "cuda" : "cpu"},
+          {"dtype", dtype == torch::kBFloat16 ? "bfloat16"
+                    : dtype == torch::kHalf   ? "float16"
+                                              : "float32"},
+          {"threads", at::get_num_threads()},
+          {"shape", shape},
+          {"load_ms", m.load_ms},
+          {"first_call_ms", t.first_ms},
+          {"warmup", o.warmup},
+          {"warmup_ms", t.warmup_ms},
+          {"jit_executor", o.jit_executor},
+          {"layout", o.layout},
+          {"frozen", !o.no_freeze},
+          {"onednn_fusion", o.onednn_fusion},
+          {"forward", stats_json(t.forward)}};
 }
 
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
-  if (o.bf16 && (o.half || !o.video.empty()))
-    throw UsageError("--bf16 times the forward alone: drop --half and --video");
+  check_bench_options(o);
   if (o.threads > 0) at::set_num_threads(o.threads);
   set_graph_executor(parse_graph_executor(o.jit_executor));
   const auto device = resolve_device(parse_device_choice(o.device));
   const bool half = o.half && device.is_cuda();
   if (o.half && !half) report_warning("--half needs CUDA; measuring FP32 on the CPU");
 
-  Stopwatch load_clock;
-  auto model = load_model(o.model, {o.trust_model});
-  const double load_ms = load_clock.elapsed_ms();
-  auto contract = read_contract(model);
-  probe_contract(model, contract);  // an official dynamic export takes --img
-  const std::string& task = contract.task;
-  const auto shape = bench_shape(o, contract);
-  if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
+  auto m = load_bench_model(o);
+  const auto shape = bench_shape(o, m.contract);
   if (o.bf16 && !device.is_cuda()) require_cpu_bf16();
   const auto dtype = o.bf16 ? torch::kBFloat16 : half ? torch::kHalf : torch::kFloat32;
-  Model& runner = *model.model;
+  Model& runner = *m.loaded.model;
   runner.to(device, dtype, inference_form(o));
   const auto t =
       time_forward([&](const torch::Tensor& x) { runner.forward(x); }, shape, device, dtype, o.warmup, o.iters);
 
-  nlohmann::json out{{"model", escape_invalid_utf8(o.model)},
-                     {"task", task},
-                     {"device", device.is_cuda() ? "cuda" : "cpu"},
-                     {"dtype", o.bf16 ? "bfloat16"
-                               : half ? "float16"
-                                      : "float32"},
-                     {"threads", at::get_num_threads()},
-                     {"shape", shape},
-                     {"load_ms", load_ms},
-                     {"first_call_ms", t.first_ms},
-                     {"warmup", o.warmup},
-                     {"warmup_ms", t.warmup_ms},
-                     {"jit_executor", o.jit_executor},
-                     {"layout", o.layout},
-                     {"frozen", !o.no_freeze},
-                     {"onednn_fusion", o.onednn_fusion},
-                     {"forward", stats_json(t.forward)}};
-  if (!o.video.empty()) out["video"] = bench_video(o, half, t.forward.median());
+  auto out = forward_json(o, m, shape, device.is_cuda(), dtype, t);
+  if (o.streams > 0) {
+    out["streams"] = bench_streams(o, half, inference_form(o));
+  } else if (!o.video.empty()) {
+    out["video"] = bench_video(o, half, t.forward.median());
+  }
   out["peak_rss_mb"] = peak_rss_mb();
   if (o.json) {
     std::cout << out.dump() << std::endl;

@@ -136,7 +136,11 @@ struct BenchOptions {
   std::string layout = "channels_last";  // InferenceForm, for the forward runs and the --video pipeline
   bool no_freeze = false;
   bool onednn_fusion = false;
-  int workers = 0;  // --video pipeline; 0: auto
+  int workers = 0;       // --video pipeline; 0: auto
+  int streams = 0;       // --streams N: N concurrent copies of --video, batched and not (bench_streams.hpp); 0: off
+  int batch = 0;         // --batch for the batched --streams run; 0: auto
+  std::string source;    // --streams: a live stream opened N times instead of --video
+  long long frames = 0;  // --streams: frames per stream; 0: to the end (needed for --source)
   bool json = false;
 };
 CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);

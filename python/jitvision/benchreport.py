@@ -3,7 +3,8 @@
 Steps: a 1280x720 test video (panning over zidane.jpg when $JITVISION_DATA_DIR has it, else a synthetic scene);
 the detector (yolov5n imported from $JITVISION_DATA_DIR/weights/yolov5n.pt, else the bundled digit detector);
 then R rounds, each running every configuration on the C++ and the Python side back to back (the order flips
-every round) and the two detectors end to end as fresh processes; then the first-call study. Every figure in the
+every round), 4 concurrent copies of the video batched across streams and with --batch 1 (`jitvision bench
+--streams`), and the two detectors end to end as fresh processes; then the first-call study. Every figure in the
 report is the median over the rounds; every ratio is taken within a round first, then its median is reported.
 
     python -m jitvision.benchreport [--rounds 3] [--threads N] [--out docs/BENCHMARKS.md]
@@ -37,6 +38,7 @@ STUDY_WARMUP = 10
 CPP_EXECUTORS = ("profiling", "legacy", "unoptimized")
 MAX_FOREIGN, ATTEMPTS = 0.1, 4  # a step is measured again while other processes took more than 0.1 cores
 QUIET_WAIT_S = 900  # before each step, wait at most this long for other processes to quieten
+STREAMS = 4  # `jitvision bench --streams`: concurrent copies of the video, batched up to this many frames
 
 
 def shell(cmd: Sequence[str]) -> str:
@@ -219,6 +221,11 @@ def one_round(index: int, configs: List[Dict], det: Dict, video: str, threads: i
     log(f"round {index + 1}: C++ pipeline with one inference worker")
     result["one_worker"] = undisturbed(lambda: run_json(one_worker, threads), "one worker", log)
     result["one_worker_command"] = shell(one_worker)
+    streams = [CPP, "bench", "--model", det["path"], "--threads", threads, "--img", "640", "--video", video,
+               "--streams", STREAMS, "--batch", STREAMS, "--warmup", "1", "--iters", "3", "--json"]
+    log(f"round {index + 1}: {STREAMS} concurrent streams, --batch {STREAMS} and --batch 1")
+    result["streams"] = undisturbed(lambda: run_json(streams, threads), "streams", log)
+    result["streams_command"] = shell(streams)
     out_video = WORK / "detect_out.mp4"
     e2e_cmds = {
         "cpp": [CPP, "detect", "--model", det["path"], "--source", video, "--img", "640", "--threads", threads,
@@ -329,14 +336,15 @@ def per_step(raw: Dict, key: str) -> List[float]:
     values += [side[key] for r in raw["rounds"] for side in r["e2e"].values()]
     values += [r["one_worker"][key] for r in raw["rounds"]]
     values += [r["peers"][key] for r in raw["rounds"] if "peers" in r]
+    values += [r["streams"][key] for r in raw["rounds"] if "streams" in r]
     values += [row[key] for study in raw["study"] for row in study.values()]
     values += [row[key] for rows in raw["contention"] for row in rows]
     return values
 
 
-def summarise(raw: Dict) -> Dict:
-    """Medians over rounds of every figure the report and the chart show; ratios per round first."""
-    s = {"forward": {}, "targets": {}}
+def summarise_forward(raw: Dict) -> Dict:
+    """Per configuration: the C++ row and one row per Python variant (medians over rounds)."""
+    forward = {}
     for cfg in raw["configs"]:
         key = cfg["key"]
         rows = {"C++ (LibTorch, file)": {
@@ -359,7 +367,13 @@ def summarise(raw: Dict) -> Dict:
                 "vs_cpp": med(_per_round(raw, lambda r, k=key: v(r)["forward"]["median_ms"]
                                          / r["configs"][k]["cpp"]["forward"]["median_ms"])),
                 "note": skipped or v(raw["rounds"][0])["source"]}
-        s["forward"][key] = rows
+        forward[key] = rows
+    return forward
+
+
+def summarise(raw: Dict) -> Dict:
+    """Medians over rounds of every figure the report and the chart show; ratios per round first."""
+    s = {"forward": summarise_forward(raw), "cores": raw["machine"]["cores"]}
     d = lambda r: r["configs"]["det-384"]  # noqa: E731
     s["cpp_video"] = {k: med(_per_round(raw, lambda r, k=k: d(r)["cpp"]["video"][k]))
                       for k in ("fps", "per_frame_ms", "per_frame_over_forward", "first_result_s", "wall_s")}
@@ -396,7 +410,36 @@ def summarise(raw: Dict) -> Dict:
     s["study"] = study
     s["contention"] = [{**row, "median_ms": med(rnd[i]["median_ms"] for rnd in raw["contention"])}
                        for i, row in enumerate(raw["contention"][0])]
+    s["streams"] = summarise_streams(raw)
+    s["targets"] = {"per_frame": s["cpp_video"]["per_frame_over_forward"], "wall": s["e2e"]["ratio"],
+                    "startup": s["e2e"]["cpp"]["first_result_s"], "forward": s["fwd_ratio"]["det-384"]}
     return s
+
+
+def summarise_streams(raw: Dict) -> Optional[Dict]:
+    """Medians over rounds of `jitvision bench --streams` (None when no round ran it); the speed-up is per round."""
+    rounds = [r["streams"]["streams"] for r in raw["rounds"] if "streams" in r]
+    if not rounds:
+        return None
+
+    def run(kind: str) -> Dict:
+        first = rounds[0][kind]
+        out = {"fps": med(x[kind]["fps"] for x in rounds), "batch": first["batch"], "workers": first["workers"],
+               "threads_per_worker": first["threads_per_worker"]}
+        out.update({k: med(x[kind]["per_stream_fps"][k] for x in rounds) for k in ("min", "mean", "max", "spread")})
+        out.update({k: med(x[kind]["stages"][k]["median_ms"] for x in rounds) for k in ("preprocess", "inference")})
+        return out
+
+    return {"streams": rounds[0]["streams"], "batched": run("batched"), "unbatched": run("unbatched"),
+            "speedup": med(x["speedup"] for x in rounds), "command": raw["rounds"][0]["streams_command"]}
+
+
+def verdict_at_least(value: Optional[float], floor: float, unit: str = "") -> str:
+    if value is None:
+        return "not measured"
+    if value >= floor:
+        return f"**met** ({f(value, 2)}{unit} >= {floor:g}{unit})"
+    return f"**missed** by {100 * (1 - value / floor):.0f}% ({f(value, 2)}{unit} < {floor:g}{unit})"
 
 
 def verdict(value: Optional[float], limit: float, unit: str = "") -> str:
@@ -417,11 +460,11 @@ def calls_to_steady(calls: List[Optional[float]], steady: Optional[float]) -> st
     return f"> {len(calls)}"
 
 
-def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
-    m, det = raw["machine"], raw["detector"]
+def header_lines(raw: Dict, chart_name: str) -> List[str]:
+    """The title, how the figures were taken, the chart, and a warning when steps were disturbed."""
+    m = raw["machine"]
     rounds = len(raw["rounds"])
-    ls = m["load_start"]
-    foreign, loads = per_step(raw, "foreign_cores"), per_step(raw, "load_at_start")
+    foreign = per_step(raw, "foreign_cores")
     out = ["# Benchmarks", "",
            f"Generated by `make bench` ([python/jitvision/benchreport.py](../python/jitvision/benchreport.py)) on "
            f"{m['date']} at commit `{m['commit']}`. Every figure is the median of {rounds} rounds; every ratio is "
@@ -431,13 +474,21 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
            "(from /proc/stat minus its own processes' CPU time). No GPU was available, so there are no CUDA/FP16 "
            "figures.", "",
            f"![benchmarks at a glance]({chart_name})", ""]
-    le = m.get("load_end", ls)
     disturbed = sum(v > MAX_FOREIGN for v in foreign)
     if disturbed:
         out += [f"> **{disturbed} of {len(foreign)} steps were disturbed**: other processes kept taking more than "
                 f"{MAX_FOREIGN} cores (up to {max(foreign):.2f}) through {ATTEMPTS} attempts; their figures are "
                 "indicative only.", ""]
-    out += ["## Machine", ""]
+    return out
+
+
+def machine_lines(raw: Dict) -> List[str]:
+    """The machine, its load while the report was measured, the versions, the video and the detector."""
+    m, det = raw["machine"], raw["detector"]
+    ls, le = m["load_start"], m.get("load_end", m["load_start"])
+    foreign, loads = per_step(raw, "foreign_cores"), per_step(raw, "load_at_start")
+    disturbed = sum(v > MAX_FOREIGN for v in foreign)
+    out = ["## Machine", ""]
     out += table(["what", "value"], [
         ["CPU", f"{m['cpu']}, {m['cores']} cores (lscpu / nproc)"],
         ["load average when `make bench` started (1/5/15 min)", " / ".join(f"{x:.2f}" for x in ls)],
@@ -455,12 +506,13 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
         ["video", f"`{Path(raw['video']['path']).relative_to(REPO)}`: {raw['video']['what']}"],
         ["detector", f"{det['what']}: `{det['made_by']}`"],
     ])
+    return out
+
+
+def target_lines(s: Dict) -> List[str]:
+    """Issue [E]'s targets, each with its verdict, and why a missed one was missed."""
     t = s["targets"]
-    t["per_frame"] = s["cpp_video"]["per_frame_over_forward"]
-    t["wall"] = s["e2e"]["ratio"]
-    t["startup"] = s["e2e"]["cpp"]["first_result_s"]
-    t["forward"] = s["fwd_ratio"]["det-384"]
-    out += ["", "## Targets (issue [E]: 2-core CPU, yolov5n, 1280x720 video, input 384x640)", ""]
+    out = ["", "## Targets (issue [E]: 2-core CPU, yolov5n, 1280x720 video, input 384x640)", ""]
     out += table(["target", "measured", "verdict"], [
         ["C++ steady-state time per frame <= 1.10 x C++ forward-only at the same size",
          f"{f(s['cpp_video']['per_frame_ms'])} ms per frame / "
@@ -476,13 +528,16 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
          verdict(max(v for v in (t["forward"], s["fwd_ratio"]["det-640"]) if v is not None), 1.05, " x")],
     ])
     out += ["", *why_lines(s), ""]
-    out += peer_lines(raw)
+    return out
 
-    out += ["## Forward-only latency", "",
-            "First call: the first forward after loading, in a fresh process on both sides (Python `--isolate`). "
-            "Median/p90/min: over the timed calls after the warm-up calls. `x C++`: the variant's median over the C++ "
-            "median, per round. Load: reading the file (and freezing/optimising, or importing the checkpoint for "
-            "eager).", ""]
+
+def forward_lines(raw: Dict, s: Dict) -> List[str]:
+    """Forward-only latency, one table per configuration."""
+    out = ["## Forward-only latency", "",
+           "First call: the first forward after loading, in a fresh process on both sides (Python `--isolate`). "
+           "Median/p90/min: over the timed calls after the warm-up calls. `x C++`: the variant's median over the C++ "
+           "median, per round. Load: reading the file (and freezing/optimising, or importing the checkpoint for "
+           "eager).", ""]
     for cfg in raw["configs"]:
         out += [f"### {cfg['title']}", ""]
         rows = []
@@ -495,22 +550,26 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
         out += table(["", "load ms", "first call ms", "median ms", "p90 ms", "min ms", "x C++", "how it was made"],
                      rows)
         out += ["", f"`{cfg['commands']['cpp']}`", "", f"`{cfg['commands']['python']}`", ""]
+    return out
 
+
+def video_lines(raw: Dict, s: Dict) -> List[str]:
+    """The whole video in process: C++ pipeline (default workers and one worker) and Python."""
     cv, pv, w1 = s["cpp_video"], s["py_video"], s["cpp_video_w1"]
     plural = "s" if cv["threads_per_worker"] > 1 else ""
     workers = f"{cv['workers']} workers x {cv['threads_per_worker']} thread{plural}"
-    out += ["## The whole video", "",
-            "In-process figures of `jitvision bench --video` (C++: a capture thread decoding and letterboxing, "
-            "inference workers, and an output thread drawing boxes and encoding an mp4) and of "
-            "`python -m jitvision bench --video` (the reference detector's loop: decode, detect, JSON line; no "
-            "drawing). Per frame and FPS are steady state (after the first result). The C++ first result here comes "
-            "after the forward-only runs in the same process, so caches are warm: the start-up target is judged on "
-            "the fresh-process run below.", "",
-            f"The C++ default on the CPU is {workers} (`--workers 0`, auto): two frames in the model at once, each "
-            f"with half the threads. The column `--workers 1` runs one frame at a time on all {raw['threads']} "
-            "threads, "
-            "which gives the lowest latency per frame but stalls whenever decoding or encoding takes a core from one "
-            "of OpenMP's threads (see the shared-CPU study at the end).", ""]
+    out = ["## The whole video", "",
+           "In-process figures of `jitvision bench --video` (C++: a capture thread decoding and letterboxing, "
+           "inference workers, and an output thread drawing boxes and encoding an mp4) and of "
+           "`python -m jitvision bench --video` (the reference detector's loop: decode, detect, JSON line; no "
+           "drawing). Per frame and FPS are steady state (after the first result). The C++ first result here comes "
+           "after the forward-only runs in the same process, so caches are warm: the start-up target is judged on "
+           "the fresh-process run below.", "",
+           f"The C++ default on the CPU is {workers} (`--workers 0`, auto): two frames in the model at once, each "
+           f"with half the threads. The column `--workers 1` runs one frame at a time on all {raw['threads']} "
+           "threads, "
+           "which gives the lowest latency per frame but stalls whenever decoding or encoding takes a core from one "
+           "of OpenMP's threads (see the shared-CPU study at the end).", ""]
     fwd_ms = s["forward"]["det-384"]["C++ (LibTorch, file)"]["median_ms"]
     out += table(["", f"C++ pipeline, {workers} (default)", "C++ pipeline, `--workers 1`", "Python reference"], [
         ["steady FPS", f(cv["fps"]), f(w1["fps"]), f(pv["fps"])],
@@ -531,27 +590,65 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
     out += table(["stage", "median ms", "p90 ms", "median ms, `--workers 1`"], stages)
     out += ["", f"`{raw['rounds'][0]['one_worker_command']}`"]
     out += ["", f"C++ peak RSS (forward runs and pipeline): {f(s['cpp_peak_rss_mb'], 0)} MB.", ""]
+    return out
 
+
+def streams_lines(raw: Dict, s: Dict) -> List[str]:
+    """Issue [F]'s many-cameras figures: N concurrent copies of the video, batched across streams and not."""
+    st = s["streams"]
+    if st is None:
+        return []
+    n, b, u = st["streams"], st["batched"], st["unbatched"]
+    out = [f"## {n} streams at once: batching across streams", "",
+           f"`jitvision bench --streams {n}`: {n} concurrent copies of the video through the whole detect pipeline in "
+           f"one process (no outputs), once with batches of up to {b['batch']} frames of different streams and once "
+           "with `--batch 1`, back to back. Total: steady frames per second of all streams together. Per stream: "
+           "each stream's processed frames per second of its active time. Inference per frame: a batch's forward over "
+           "its frames (per worker; workers run side by side); letterbox: on the capture threads.", ""]
+
+    def row(name: str, r: Dict) -> List[str]:
+        return [name, f(r["fps"]), f"{f(r['min'])} / {f(r['mean'])} / {f(r['max'])}", f"{100 * r['spread']:.0f}%",
+                f"{r['workers']} x {r['threads_per_worker']}", f(r["inference"], 1), f(r["preprocess"], 1)]
+
+    out += table(["", "total FPS", "per stream min / mean / max FPS", "largest deviation from the mean",
+                  "workers x threads", "inference ms per frame", "letterbox ms per frame"],
+                 [row(f"`--batch {b['batch']}`", b), row("`--batch 1`", u)])
+    out += ["", "Targets (issue [F]: 2-core CPU, yolov5n at 384x640, 4 concurrent 720p sources):", ""]
+    out += table(["target", "measured", "verdict"], [
+        ["total throughput with batching >= 1.3 x `--batch 1` (same run)", f"{f(st['speedup'], 2)} x",
+         verdict_at_least(st["speedup"], 1.3, " x")],
+        ["each stream's processed rate within 20% of the mean (batched)", f"{100 * b['spread']:.0f}%",
+         verdict(100 * b["spread"], 20, "%")]])
+    return out + ["", f"Command: `{st['command']}`", ""]
+
+
+def e2e_lines(raw: Dict, s: Dict) -> List[str]:
+    """Both detectors as fresh processes on the video."""
     e = s["e2e"]
-    out += ["## End to end, fresh processes", "",
-            "Each detector run as its own process on the video, timed from the outside: wall time from process start "
-            "to exit, first result = time to the first JSON line on stdout, CPU = user + system seconds. The C++ run "
-            "does more work than the Python one (it also draws and encodes an annotated mp4).", ""]
+    out = ["## End to end, fresh processes", "",
+           "Each detector run as its own process on the video, timed from the outside: wall time from process start "
+           "to exit, first result = time to the first JSON line on stdout, CPU = user + system seconds. The C++ run "
+           "does more work than the Python one (it also draws and encodes an annotated mp4).", ""]
     out += table(["", "wall s", "first result s", "frames", "CPU s", "frames / wall s"], [
         [side_name, f(e[k]["wall_s"], 2), f(e[k]["first_result_s"], 2), f(e[k]["frames"], 0), f(e[k]["cpu_s"], 1),
          f(e[k]["frames"] / e[k]["wall_s"]) if e[k]["wall_s"] else "-"]
         for k, side_name in (("cpp", "C++ `jitvision detect`"), ("python", "Python reference"))])
     out += ["", f"C++ / Python wall time: {f(e['ratio'], 3)} (median of per-round ratios).", "",
             f"`{raw['rounds'][0]['e2e_commands']['cpp']}`", "", f"`{raw['rounds'][0]['e2e_commands']['python']}`", ""]
+    return out
 
-    out += ["## First call (issue item 4)", "",
-            f"{det['what']} at the video's input size, each option in a fresh process (Python `--isolate`; C++ "
-            f"`jitvision bench --jit-executor`): load, then the first {STUDY_WARMUP + 1} calls one by one, then the "
-            "steady median of 30. The executor options: `profiling` is torch's default "
-            "(`torch._C._jit_set_profiling_executor(True)`, C++ `torch::jit::getExecutorMode() = true`), `legacy` "
-            "turns the profiling executor off, `unoptimized` keeps it but turns graph optimisation off "
-            "(`torch._C._set_graph_executor_optimize(False)`, C++ `torch::jit::setGraphExecutorOptimize(false)`). "
-            "`+freeze+ofi` is `torch.jit.freeze` + `torch.jit.optimize_for_inference` at load.", ""]
+
+def first_call_lines(raw: Dict, s: Dict) -> List[str]:
+    """The first-call study (load and the first calls per executor) and what the app does."""
+    det = raw["detector"]
+    out = ["## First call (issue item 4)", "",
+           f"{det['what']} at the video's input size, each option in a fresh process (Python `--isolate`; C++ "
+           f"`jitvision bench --jit-executor`): load, then the first {STUDY_WARMUP + 1} calls one by one, then the "
+           "steady median of 30. The executor options: `profiling` is torch's default "
+           "(`torch._C._jit_set_profiling_executor(True)`, C++ `torch::jit::getExecutorMode() = true`), `legacy` "
+           "turns the profiling executor off, `unoptimized` keeps it but turns graph optimisation off "
+           "(`torch._C._set_graph_executor_optimize(False)`, C++ `torch::jit::setGraphExecutorOptimize(false)`). "
+           "`+freeze+ofi` is `torch.jit.freeze` + `torch.jit.optimize_for_inference` at load.", ""]
     rows = []
     for name, r in s["study"].items():
         side, option = name.split("|")
@@ -565,9 +662,14 @@ def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
     out += table(["option", "load ms", "call 1", "call 2", "call 3", "call 4", "call 5", "call 6", "steady ms",
                   "within 10% of steady from call"], rows)
     out += ["", *recommendation_lines(s), ""]
-    out += contention_lines(s)
-    out += ["Study commands (one per row):", ""] + [f"- `{r['command']}`" for r in s["study"].values()] + [""]
     return out
+
+
+def report_lines(raw: Dict, s: Dict, chart_name: str) -> List[str]:
+    return (header_lines(raw, chart_name) + machine_lines(raw) + target_lines(s) + peer_lines(raw)
+            + forward_lines(raw, s) + video_lines(raw, s) + streams_lines(raw, s) + e2e_lines(raw, s)
+            + first_call_lines(raw, s) + contention_lines(s)
+            + ["Study commands (one per row):", ""] + [f"- `{r['command']}`" for r in s["study"].values()] + [""])
 
 
 def peer_lines(raw: Dict) -> List[str]:
@@ -771,7 +873,6 @@ def hand_measured_tail(out: Path) -> str:
 
 def write_report(raw: Dict, out: Path, chart: Path) -> None:
     s = summarise(raw)
-    s["cores"] = raw["machine"]["cores"]
     lines = report_lines(raw, s, os.path.relpath(chart, out.parent))
     text = "\n".join(lines) + "\n"
     data = os.environ.get("JITVISION_DATA_DIR")
