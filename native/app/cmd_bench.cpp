@@ -15,6 +15,7 @@
 #include <opencv2/videoio.hpp>
 
 #include "commands.hpp"
+#include "detect_flags.hpp"
 #include "failure.hpp"
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/device.hpp"
@@ -69,9 +70,11 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
   cmd->add_option("--device", o.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_flag("--half", o.half, "FP16 (CUDA only)");
-  cmd->add_flag("--bf16", o.bf16,
-                "Whole model in bfloat16 (forward only; the CPU needs AVX512-BF16 or AMX, else exit 4)");
+  cmd->add_flag("--half", o.half, "FP16 (CUDA only); --dtype fp16");
+  cmd->add_option("--dtype", o.dtype,
+                  "fp32, bf16 or fp16, as for detect (bf16: a detector's body in bfloat16, its Detect head in "
+                  "float32; the CPU needs AVX512-BF16 or AMX, else exit 4)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   cmd->add_option("--img", o.img_size, "Square input size for detectors (default: the model's)")
       ->check(CLI::Range(32, 8192));
   cmd->add_option("--shape", o.shape, "Exact input shape BxCxHxW, e.g. 1x3x384x640 (overrides --img)");
@@ -121,7 +124,9 @@ std::vector<std::int64_t> bench_shape(const BenchOptions& o, const ModelContract
   return {1, 3, geometry.out_h, geometry.out_w};
 }
 
-InferenceForm inference_form(const BenchOptions& o) { return {parse_layout(o.layout), !o.no_freeze, o.onednn_fusion}; }
+InferenceForm inference_form(const BenchOptions& o) {
+  return {parse_layout(o.layout), !o.no_freeze, o.onednn_fusion, ""};
+}
 
 // A new directory only this user can enter (mkdtemp: unique name, mode 0700) under $TMPDIR, removed with all it
 // holds when this goes out of scope. Nothing planted in $TMPDIR beforehand can be followed or overwritten.
@@ -148,7 +153,7 @@ class PrivateTempDir {
 };
 
 // The whole detect pipeline on --video, writing an annotated copy to a file in a private temporary directory.
-nlohmann::json bench_video(const BenchOptions& o, bool half, double forward_median_ms) {
+nlohmann::json bench_video(const BenchOptions& o, std::optional<Precision> precision, double forward_median_ms) {
   const PrivateTempDir temp;
   const auto annotated = temp.path() / "annotated.mp4";
   DetectOptions d;
@@ -156,7 +161,7 @@ nlohmann::json bench_video(const BenchOptions& o, bool half, double forward_medi
   d.trust_model = o.trust_model;
   d.sources = {o.video};
   d.device = o.device;
-  d.half = half;
+  if (precision) d.dtype = precision_name(*precision);
   d.img_size = o.img_size;
   d.threads = o.threads;
   d.workers = o.workers;
@@ -212,13 +217,10 @@ void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardT
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
-  if (o.bf16 && (o.half || !o.video.empty()))
-    throw UsageError("--bf16 times the forward alone: drop --half and --video");
   if (o.threads > 0) at::set_num_threads(o.threads);
   set_graph_executor(parse_graph_executor(o.jit_executor));
   const auto device = resolve_device(parse_device_choice(o.device));
-  const bool half = o.half && device.is_cuda();
-  if (o.half && !half) report_warning("--half needs CUDA; measuring FP32 on the CPU");
+  const auto precision = resolve_precision_flags(o.dtype, o.half, device);
 
   Stopwatch load_clock;
   auto model = load_model(o.model, {o.trust_model});
@@ -228,19 +230,22 @@ int run_bench(const BenchOptions& o) {
   const std::string& task = contract.task;
   const auto shape = bench_shape(o, contract);
   if (!o.video.empty() && contract.kind != ModelKind::Detector) throw UsageError("--video needs a detector model");
-  if (o.bf16 && !device.is_cuda()) require_cpu_bf16();
-  const auto dtype = o.bf16 ? torch::kBFloat16 : half ? torch::kHalf : torch::kFloat32;
+  const auto plan = plan_precision(contract, model.format, precision, device);
+  const auto dtype = plan.dtype;
+  auto form = inference_form(o);
+  form.fp32_head = plan.fp32_head;
   Model& runner = *model.model;
-  runner.to(device, dtype, inference_form(o));
+  runner.to(device, dtype, form);
   const auto t =
       time_forward([&](const torch::Tensor& x) { runner.forward(x); }, shape, device, dtype, o.warmup, o.iters);
 
   nlohmann::json out{{"model", escape_invalid_utf8(o.model)},
                      {"task", task},
                      {"device", device.is_cuda() ? "cuda" : "cpu"},
-                     {"dtype", o.bf16 ? "bfloat16"
-                               : half ? "float16"
-                                      : "float32"},
+                     {"dtype", dtype == torch::kBFloat16 ? "bfloat16"
+                               : dtype == torch::kHalf   ? "float16"
+                                                         : "float32"},
+                     {"fp32_head", plan.fp32_head},
                      {"threads", at::get_num_threads()},
                      {"shape", shape},
                      {"load_ms", load_ms},
@@ -252,7 +257,7 @@ int run_bench(const BenchOptions& o) {
                      {"frozen", !o.no_freeze},
                      {"onednn_fusion", o.onednn_fusion},
                      {"forward", stats_json(t.forward)}};
-  if (!o.video.empty()) out["video"] = bench_video(o, half, t.forward.median());
+  if (!o.video.empty()) out["video"] = bench_video(o, precision, t.forward.median());
   out["peak_rss_mb"] = peak_rss_mb();
   if (o.json) {
     std::cout << out.dump() << std::endl;

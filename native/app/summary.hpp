@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include <c10/core/ScalarType.h>
+
 #include "commands.hpp"
 #include "jitvision/core/timing.hpp"
 
@@ -37,13 +39,16 @@ class Progress {
 struct RunSetup {
   std::size_t sources = 0;
   bool cuda = false;
-  bool half = false;
+  std::string precision;  // "FP16", "BF16" or "" (FP32), shown after the device
   std::int64_t img_size = 0;
   bool rect = false;  // the model letterboxes to a rectangle (dynamic input)
   bool reader = false;
   int workers = 1;
   int threads_per_worker = 0;
 };
+
+// The RunSetup::precision of a model input's dtype.
+std::string precision_label(torch::ScalarType dtype);
 
 DetectSummary summarise(const StageTimings& t, const Progress& progress, double wall_ms, int exit_code,
                         const RunSetup& setup);

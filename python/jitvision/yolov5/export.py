@@ -73,6 +73,9 @@ def jitvision_metadata(model: Yolov5, img_size: int, fixed: bool, half: bool, so
         "img_size": img_size, "stride": max(model.strides), "strides": model.strides,
         "anchors": [[int(v) if float(v).is_integer() else v for v in level] for level in model.anchors_pixels()],
         "nc": model.nc, "names": model.names, "fused": True, "half": half, "export": method,
+        # The submodule that stays float32 when the body runs in bf16 (the C++ app's --dtype bf16): its convolutions
+        # cast their input to their weight's dtype (model.cast_like), so it takes the body's bf16 features.
+        "mixed_precision": {"fp32_head": model.detect_name},
         "source": source or {"file": None, "sha256": None},
         "torch_version": torch.__version__,
         "verification": {"sizes": [list(s) for s in sizes], "batches": [VERIFY_BATCH, 1],

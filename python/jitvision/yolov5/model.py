@@ -4,6 +4,7 @@ Layer and parameter names follow the official state dicts (``model.{i}.cv1.conv.
 so an official state dict loads strictly. The architecture dict has ``nc``, ``depth_multiple``, ``width_multiple``,
 ``anchors`` and ``backbone``/``head`` lists of ``[from, repeats, layer, args]``.
 """
+import functools
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -107,6 +108,29 @@ class Concat(nn.Module):
         return torch.cat(xs, self.d)
 
 
+@functools.lru_cache(maxsize=None)
+def _scripted_cast():
+    def cast(x: Tensor, weight: Tensor) -> Tensor:
+        return x.to(weight.dtype)
+
+    return torch.jit.script(cast)
+
+
+def cast_like(x: Tensor, weight: Tensor) -> Tensor:
+    """``x`` in ``weight``'s dtype: a no-op in a float32 model; with the Detect head kept in float32 and the body in
+    bf16 it brings the body's features up to float32, so boxes are decoded in full precision.
+
+    A trace records a dtype as a constant, so while tracing the cast goes through a scripted function, whose graph
+    (inlined into the trace) reads the dtype from the weight at run time; the C++ app can then convert the body
+    alone (``--dtype bf16``) and the same file still runs whole in one dtype (``--half``).
+    """
+    if torch.jit.is_scripting():
+        return x.to(weight.dtype)
+    if torch.jit.is_tracing():
+        return _scripted_cast()(x, weight)
+    return x.to(weight.dtype)
+
+
 def decode_level(p: Tensor, anchors: Tensor, stride: float) -> Tensor:
     """Raw head output [B, na*no, ny, nx] -> decoded rows [B, na*ny*nx, no] (anchor, row, column order).
 
@@ -155,7 +179,8 @@ class Detect(nn.Module):
         self.strides = []
 
     def forward(self, xs: List[Tensor]) -> Tensor:
-        levels = [decode_level(conv(xs[i]), self.anchors[i], self.strides[i]) for i, conv in enumerate(self.m)]
+        levels = [decode_level(conv(cast_like(xs[i], conv.weight)), self.anchors[i], self.strides[i])
+                  for i, conv in enumerate(self.m)]
         return torch.cat(levels, 1)
 
 
@@ -259,6 +284,11 @@ class Yolov5(nn.Module):
     @property
     def detect(self) -> Detect:
         return self.model[-1]
+
+    @property
+    def detect_name(self) -> str:
+        """The Detect head's qualified submodule name (``model.24`` in the published architectures)."""
+        return f"model.{len(self.model) - 1}"
 
     @property
     def strides(self) -> List[int]:
