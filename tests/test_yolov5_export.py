@@ -13,7 +13,7 @@ import torch
 
 from jitvision.errors import ModelError, OutputError
 from jitvision.model_file import load_model
-from jitvision.precision import convert_except_head
+from jitvision.precision import convert_except_head, cpu_has_bf16
 from jitvision.yolov5 import export as export_module
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.errors import CheckpointError, ExportError
@@ -79,8 +79,14 @@ def test_export_is_verified_and_carries_both_metadata_files(exported, model):
     assert set(meta) == METADATA_KEYS
     assert meta["format"] == "jitvision/1" and meta["dynamic"] is True and meta["letterbox"] == "rect"
     assert meta["anchors"] == [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+    bf16 = meta["verification"].pop("bf16")
     assert meta["verification"] == {"sizes": [[320, 320], [192, 320], [160, 128]], "batches": [2, 1],
                                     "max_abs_diff": result.max_abs_diff}
+    if cpu_has_bf16():  # the --dtype bf16 form checked at export: the same rows as bf16 eager, a rounding from fp32
+        assert set(bf16) == {"vs_same_precision", "box_px", "confidence"}
+        assert bf16["vs_same_precision"] < 1.0 and 0 < bf16["box_px"] < 16 and bf16["confidence"] < 0.1
+    else:
+        assert bf16 is None
     assert meta["export"] == "trace"
     assert meta["names"] == model.names and meta["nc"] == 80 and meta["half"] is False
     assert meta["mixed_precision"] == {"fp32_head": "model.24"}

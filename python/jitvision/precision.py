@@ -1,12 +1,23 @@
 """``--dtype bf16`` on the Python side, as the C++ app runs it (native/core/precision.hpp): a detector's body in
 bfloat16 and its Detect head (convolutions and box decoding), named in jitvision.json's ``mixed_precision``, in
 float32. The reference for measuring what bf16 costs in accuracy (``yolov5 val --dtype bf16``)."""
+from pathlib import Path
+
 import torch
 
 from jitvision.errors import ModelError
 
 REEXPORT_HINT = ("export it again with `python -m jitvision yolov5 import CHECKPOINT.pt --out FILE`, or re-export "
                  "this file with `python -m jitvision yolov5 import {path} --out FILE` if jitvision made it")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether /proc/cpuinfo names avx512_bf16 or amx_bf16 (the C++ cpuinfo_has_bf16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def require_fp32_head(path: str, fp32_head: str) -> str:

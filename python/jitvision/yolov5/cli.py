@@ -43,6 +43,12 @@ def run_import(args) -> int:
         h, w = result.sizes[-1]
         print(f"verified fp16 TorchScript vs fp16 eager at {h}x{w} (batch 1): "
               f"max abs diff {result.half_max_abs_diff:.3g}")
+    bf16 = result.metadata["verification"]["bf16"]
+    if bf16 is not None:
+        h, w = result.sizes[-1]
+        print(f"bf16 as the app runs it (--dtype bf16: body bf16, Detect head fp32) vs fp32 eager at {h}x{w}: boxes "
+              f"within {bf16['box_px']:.3g} px, confidences within {bf16['confidence']:.3g} (random input; "
+              "docs/BENCHMARKS.md has the photos and mAP)")
     return 0
 
 
