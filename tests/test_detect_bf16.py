@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from jitvision.demo_report import score
 from test_detect_parity import iou, native
+from test_digits_live import make_video, run_json
 from test_pt2 import mnist_pt2, pt2_cache  # noqa: F401 (fixtures)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +99,18 @@ def test_bf16_mnist_accuracy_holds_on_the_held_out_digits(data_dir):
     print(f"MNIST held-out: fp32 {acc32:.4f}, bf16 {acc16:.4f}, {(fp32 != bf16).sum().item()} answers differ")
     assert acc32 >= 0.99  # the normalisation above is the model's: fp32 gives the card's accuracy
     assert acc16 >= acc32 - 0.001
+
+
+@needs_bf16
+def test_live_digits_in_bf16_find_and_read_what_fp32_does(repo_root, run_cli, tmp_path):
+    """`digits --source` with --dtype bf16: the bundled detector (body bf16, head fp32) and the reader (whole bf16)."""
+    video, truth = make_video(repo_root, tmp_path, 8, seed=5)
+    fp32, _ = run_json(run_cli, ["digits", "--source", video, "--json"])
+    bf16, stderr = run_json(run_cli, ["digits", "--source", video, "--json", "--dtype", "bf16"])
+    assert "on CPU BF16" in stderr
+    want, got = score(fp32, truth), score(bf16, truth)
+    assert want.digits == got.digits >= 40  # 8 frames, 6 digits each
+    assert got.found >= want.found - 2 and got.reader_right >= want.reader_right - 2, (want.line(), got.line())
 
 
 def _extra(path):
