@@ -137,6 +137,9 @@ def one_line(proc):
 
 def test_a_file_without_the_head_split_is_refused_with_how_to_re_export(run_cli, yolov5n_exports, photos, tmp_path):
     old = without_head_split(yolov5n_exports["dynamic"], tmp_path / "old.torchscript")
+    for model, head in ((yolov5n_exports["dynamic"], "model.24"), (old, "")):  # `info` says which can
+        proc = run_cli(["info", "--json", model])
+        assert proc.returncode == 0 and json.loads(proc.stdout)["contract"]["fp32_head"] == head, proc.stderr
     proc = run_cli(["detect", "--model", old, "--source", photos[0], "--dtype", "bf16", "--device", "cpu"])
     if not cpu_has_bf16():
         assert proc.returncode == 4 and "bfloat16 needs a CPU" in one_line(proc)

@@ -49,7 +49,8 @@ int run_info(const InfoOptions& o) {
                         {"input", c.dynamic ? nlohmann::json("[B, 3, H, W] with H, W multiples of the stride")
                                             : nlohmann::json({1, 3, c.input_h, c.input_w})},
                         {"output", "rows [B, N, " + std::to_string(c.names.size() + 5) + "]"},
-                        {"classes", c.names.size()}};
+                        {"classes", c.names.size()},
+                        {"fp32_head", c.fp32_head}};  // "": cannot run with --dtype bf16
   }
   if (o.graph) {
     const auto ir = forward_ir(model);

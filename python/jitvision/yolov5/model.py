@@ -4,7 +4,6 @@ Layer and parameter names follow the official state dicts (``model.{i}.cv1.conv.
 so an official state dict loads strictly. The architecture dict has ``nc``, ``depth_multiple``, ``width_multiple``,
 ``anchors`` and ``backbone``/``head`` lists of ``[from, repeats, layer, args]``.
 """
-import functools
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -108,27 +107,15 @@ class Concat(nn.Module):
         return torch.cat(xs, self.d)
 
 
-@functools.lru_cache(maxsize=None)
-def _scripted_cast():
-    def cast(x: Tensor, weight: Tensor) -> Tensor:
-        return x.to(weight.dtype)
-
-    return torch.jit.script(cast)
-
-
 def cast_like(x: Tensor, weight: Tensor) -> Tensor:
     """``x`` in ``weight``'s dtype: a no-op in a float32 model; with the Detect head kept in float32 and the body in
     bf16 it brings the body's features up to float32, so boxes are decoded in full precision.
 
-    A trace records a dtype as a constant, so while tracing the cast goes through a scripted function, whose graph
-    (inlined into the trace) reads the dtype from the weight at run time; the C++ app can then convert the body
+    ``type_as`` reads the dtype from ``weight`` at run time, also in a trace (``x.to(weight.dtype)`` or
+    ``x.to(weight)`` would be recorded with the dtype and device as constants): the C++ app can convert the body
     alone (``--dtype bf16``) and the same file still runs whole in one dtype (``--half``).
     """
-    if torch.jit.is_scripting():
-        return x.to(weight.dtype)
-    if torch.jit.is_tracing():
-        return _scripted_cast()(x, weight)
-    return x.to(weight.dtype)
+    return x.type_as(weight)
 
 
 def decode_level(p: Tensor, anchors: Tensor, stride: float) -> Tensor:
