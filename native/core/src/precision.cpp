@@ -1,7 +1,6 @@
 #include "jitvision/core/precision.hpp"
 
 #include <array>
-#include <fstream>
 #include <utility>
 
 #include "jitvision/core/device.hpp"
@@ -109,8 +108,7 @@ PrecisionPlan plan_precision(const ModelContract& contract, ModelFormat format, 
 
 PrecisionPlan plan_precision(const ModelContract& contract, ModelFormat format, std::optional<Precision> requested,
                              const torch::Device& device) {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  return plan_precision(contract, format, requested, device, cpuinfo_has_bf16(cpuinfo));
+  return plan_precision(contract, format, requested, device, cpu_has_bf16());
 }
 
 }  // namespace jitvision

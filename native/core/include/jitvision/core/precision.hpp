@@ -36,7 +36,7 @@ struct PrecisionPlan {
 // Pure: the caller says whether this CPU has bf16 (plan_precision below asks /proc/cpuinfo).
 PrecisionPlan plan_precision(const ModelContract& contract, ModelFormat format, std::optional<Precision> requested,
                              const torch::Device& device, bool cpu_has_bf16);
-// The same for this machine's CPU (require_cpu_bf16 in device.hpp), asked only when bf16 runs on the CPU.
+// The same for this machine's CPU (cpu_has_bf16 in device.hpp).
 PrecisionPlan plan_precision(const ModelContract& contract, ModelFormat format, std::optional<Precision> requested,
                              const torch::Device& device);
 
