@@ -205,16 +205,16 @@ def cpu_has_bf16() -> bool:
 
 
 def test_cpp_bench_bf16_forward_or_refusal(run_cli):
-    proc = run_cli(["bench", "--model", MNIST, "--bf16", "--device", "cpu", *TINY])
+    proc = run_cli(["bench", "--model", MNIST, "--dtype", "bf16", "--device", "cpu", *TINY])
     if cpu_has_bf16():
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout)
         check_cpp(out)
-        assert out["dtype"] == "bfloat16"
+        assert out["dtype"] == "bfloat16" and out["fp32_head"] == ""  # a classifier runs whole in bf16
     else:  # CPUs without AVX512-BF16/AMX: one line, exit 4 (device)
         assert proc.returncode == 4 and "bfloat16 needs a CPU with AVX512-BF16 or AMX" in proc.stderr
-    proc = run_cli(["bench", "--model", MNIST, "--bf16", "--half", *TINY])
-    assert proc.returncode == 2 and "--bf16 times the forward alone" in proc.stderr
+    proc = run_cli(["bench", "--model", MNIST, "--dtype", "bf16", "--half", *TINY])
+    assert proc.returncode == 2 and "--half is --dtype fp16" in proc.stderr
 
 
 def test_cpp_bench_reports_the_inference_form(run_cli):
@@ -274,7 +274,6 @@ def test_cpp_bench_streams_text(run_cli, detector):
     (["--video", "V", "--batch", "2"], "--batch requires --streams"),
     (["--video", "V", "--streams", "0"], "--streams"),
     (["--video", "V", "--streams", "2", "--batch", "1"], "--batch 1 is the baseline every --streams run measures"),
-    (["--video", "V", "--streams", "2", "--bf16"], "--bf16 times the forward alone"),
 ])
 def test_cpp_bench_streams_usage_errors(run_cli, detector, args, message):
     args = [str(detector["video"]) if a == "V" else a for a in args]

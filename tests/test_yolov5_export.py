@@ -11,16 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from jitvision.errors import OutputError
+from jitvision.errors import ModelError, OutputError
 from jitvision.model_file import load_model
+from jitvision.precision import convert_except_head, cpu_has_bf16
 from jitvision.yolov5 import export as export_module
 from jitvision.yolov5.checkpoint import import_checkpoint
 from jitvision.yolov5.errors import CheckpointError, ExportError
 from jitvision.yolov5.export import export_torchscript
 from jitvision.yolov5.model import Yolov5, fuse_conv_bn, yolov5_architecture
+from jitvision.yolov5.reimport import import_export
 
 METADATA_KEYS = {"format", "task", "arch", "dynamic", "letterbox", "img_size", "stride", "strides", "anchors", "nc",
-                 "names", "fused", "half", "export", "source", "torch_version", "verification"}
+                 "names", "fused", "half", "export", "mixed_precision", "source", "torch_version", "verification"}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -77,10 +79,17 @@ def test_export_is_verified_and_carries_both_metadata_files(exported, model):
     assert set(meta) == METADATA_KEYS
     assert meta["format"] == "jitvision/1" and meta["dynamic"] is True and meta["letterbox"] == "rect"
     assert meta["anchors"] == [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+    bf16 = meta["verification"].pop("bf16")
     assert meta["verification"] == {"sizes": [[320, 320], [192, 320], [160, 128]], "batches": [2, 1],
                                     "max_abs_diff": result.max_abs_diff}
+    if cpu_has_bf16():  # the --dtype bf16 form checked at export: the same rows as bf16 eager, a rounding from fp32
+        assert set(bf16) == {"vs_same_precision", "box_px", "confidence"}
+        assert bf16["vs_same_precision"] < 1.0 and 0 < bf16["box_px"] < 16 and bf16["confidence"] < 0.1
+    else:
+        assert bf16 is None
     assert meta["export"] == "trace"
     assert meta["names"] == model.names and meta["nc"] == 80 and meta["half"] is False
+    assert meta["mixed_precision"] == {"fp32_head": "model.24"}
     config = json.loads(extras["config.txt"])
     assert config == {"shape": [1, 3, 320, 320], "stride": 32, "names": {str(i): n for i, n in enumerate(model.names)}}
 
@@ -134,6 +143,41 @@ def test_dtype_follows_the_module(exported):
         bf16 = copy.deepcopy(module).to(torch.bfloat16)(x.to(torch.bfloat16))[0]
     assert double.dtype == torch.float64 and (double - reference).abs().max() < 1e-3
     assert bf16.dtype == torch.bfloat16 and bf16.shape == reference.shape
+
+
+def test_the_head_takes_bf16_features_and_decodes_in_float32(exported):
+    """--dtype bf16 (jitvision.precision, the C++ convert_except_head): the body in bf16, the recorded head in float32.
+    The trace reads the head's dtype from its weights at run time, so the same file also runs whole in one dtype."""
+    _, module, extras = exported
+    head = json.loads(extras["jitvision.json"])["mixed_precision"]["fp32_head"]
+    assert str(module.inlined_graph).count("aten::type_as") == 3  # one per level, reading the weight's dtype
+    mixed = copy.deepcopy(module)
+    convert_except_head(mixed, torch.bfloat16, head)
+    assert {p.dtype for n, p in mixed.named_parameters() if n.startswith(head + ".")} == {torch.float32}
+    assert {p.dtype for n, p in mixed.named_parameters() if not n.startswith(head + ".")} == {torch.bfloat16}
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = module(x)[0]
+        got = mixed(x.to(torch.bfloat16))[0]
+        frozen = torch.jit.freeze(mixed.eval())(x.to(torch.bfloat16))[0]
+    assert got.dtype == torch.float32 and frozen.dtype == torch.float32
+    # random weights: only that the rows are the same rows, a bf16 rounding apart (pixels up to 128, probabilities)
+    assert 0 < (got - want).abs().max().item() < 8 and torch.equal(got, frozen)
+    with pytest.raises(ModelError, match="no submodule 'model.99'"):
+        convert_except_head(copy.deepcopy(module), torch.bfloat16, "model.99")
+
+
+def test_our_own_export_imports_again_with_the_same_outputs(exported, tmp_path):
+    """`yolov5 import FILE.torchscript`: an older export of ours gets today's exporter (its weights unchanged)."""
+    result, module, _ = exported
+    again = tmp_path / "again.torchscript"
+    export_torchscript(import_export(result.path).model, str(again), img_size=128)
+    reloaded = load_model(str(again))
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(reloaded.module(x)[0], module(x)[0])
+    with pytest.raises(CheckpointError, match="not a YOLOv5 detector exported by jitvision"):
+        import_export(str(Path(__file__).resolve().parents[1] / "models" / "mnist.torchscript"))
 
 
 def test_custom_class_count(tmp_path):

@@ -15,14 +15,15 @@
 namespace jitvision::app {
 namespace {
 
-DetectOptions streams_detect_options(const BenchOptions& o, bool half, const InferenceForm& form, int batch) {
+DetectOptions streams_detect_options(const BenchOptions& o, std::optional<Precision> precision,
+                                     const InferenceForm& form, int batch) {
   DetectOptions d;
   d.model = o.model;
   d.trust_model = o.trust_model;
   d.sources.assign(static_cast<std::size_t>(o.streams), o.source.empty() ? o.video : o.source);
   d.max_frames = o.frames;
   d.device = o.device;
-  d.half = half;
+  if (precision) d.dtype = precision_name(*precision);
   d.img_size = o.img_size;
   d.threads = o.threads;
   d.workers = o.workers;
@@ -116,10 +117,10 @@ void check_streams_options(const BenchOptions& o) {
   }
 }
 
-nlohmann::json bench_streams(const BenchOptions& o, bool half, const InferenceForm& form) {
+nlohmann::json bench_streams(const BenchOptions& o, std::optional<Precision> precision, const InferenceForm& form) {
   // Batched first: whatever a second run in the same process gains from warm caches goes to the baseline.
-  const auto batched = one_run(streams_detect_options(o, half, form, o.batch));
-  const auto unbatched = one_run(streams_detect_options(o, half, form, 1));
+  const auto batched = one_run(streams_detect_options(o, precision, form, o.batch));
+  const auto unbatched = one_run(streams_detect_options(o, precision, form, 1));
   const double base = unbatched["fps"].get<double>();
   return {{"source", escape_invalid_utf8(o.source.empty() ? o.video : o.source)},
           {"live", !o.source.empty()},

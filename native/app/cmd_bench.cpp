@@ -17,6 +17,7 @@
 
 #include "bench_streams.hpp"
 #include "commands.hpp"
+#include "detect_flags.hpp"
 #include "failure.hpp"
 #include "jitvision/core/contract.hpp"
 #include "jitvision/core/device.hpp"
@@ -71,9 +72,11 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& o) {
   cmd->add_option("--device", o.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_flag("--half", o.half, "FP16 (CUDA only)");
-  cmd->add_flag("--bf16", o.bf16,
-                "Whole model in bfloat16 (forward only; the CPU needs AVX512-BF16 or AMX, else exit 4)");
+  cmd->add_flag("--half", o.half, "FP16 (CUDA only); --dtype fp16");
+  cmd->add_option("--dtype", o.dtype,
+                  "fp32, bf16 or fp16, as for detect (bf16: a detector's body in bfloat16, its Detect head in "
+                  "float32; the CPU needs AVX512-BF16 or AMX, else exit 4)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   cmd->add_option("--img", o.img_size, "Square input size for detectors (default: the model's)")
       ->check(CLI::Range(32, 8192));
   cmd->add_option("--shape", o.shape, "Exact input shape BxCxHxW, e.g. 1x3x384x640 (overrides --img)");
@@ -142,7 +145,9 @@ std::vector<std::int64_t> bench_shape(const BenchOptions& o, const ModelContract
   return {1, 3, geometry.out_h, geometry.out_w};
 }
 
-InferenceForm inference_form(const BenchOptions& o) { return {parse_layout(o.layout), !o.no_freeze, o.onednn_fusion}; }
+InferenceForm inference_form(const BenchOptions& o) {
+  return {parse_layout(o.layout), !o.no_freeze, o.onednn_fusion, ""};
+}
 
 // A new directory only this user can enter (mkdtemp: unique name, mode 0700) under $TMPDIR, removed with all it
 // holds when this goes out of scope. Nothing planted in $TMPDIR beforehand can be followed or overwritten.
@@ -169,7 +174,7 @@ class PrivateTempDir {
 };
 
 // The whole detect pipeline on --video, writing an annotated copy to a file in a private temporary directory.
-nlohmann::json bench_video(const BenchOptions& o, bool half, double forward_median_ms) {
+nlohmann::json bench_video(const BenchOptions& o, std::optional<Precision> precision, double forward_median_ms) {
   const PrivateTempDir temp;
   const auto annotated = temp.path() / "annotated.mp4";
   DetectOptions d;
@@ -177,7 +182,7 @@ nlohmann::json bench_video(const BenchOptions& o, bool half, double forward_medi
   d.trust_model = o.trust_model;
   d.sources = {o.video};
   d.device = o.device;
-  d.half = half;
+  if (precision) d.dtype = precision_name(*precision);
   d.img_size = o.img_size;
   d.threads = o.threads;
   d.workers = o.workers;
@@ -232,13 +237,6 @@ void print_text(const BenchOptions& o, const nlohmann::json& out, const ForwardT
   std::cout << "peak RSS " << out["peak_rss_mb"].get<double>() << " MB" << std::endl;
 }
 
-// The combinations of options that cannot be measured (UsageError), before anything loads.
-void check_bench_options(const BenchOptions& o) {
-  if (o.bf16 && (o.half || !o.video.empty() || o.streams > 0))
-    throw UsageError("--bf16 times the forward alone: drop --half, --video and --streams");
-  check_streams_options(o);
-}
-
 // The model loaded, its contract checked and read, and moved to the device and dtype it is timed in.
 struct BenchModel {
   LoadedModel loaded;
@@ -258,13 +256,15 @@ BenchModel load_bench_model(const BenchOptions& o) {
 }
 
 nlohmann::json forward_json(const BenchOptions& o, const BenchModel& m, const std::vector<std::int64_t>& shape,
-                            bool cuda, c10::ScalarType dtype, const ForwardTimes& t) {
+                            bool cuda, const PrecisionPlan& plan, const ForwardTimes& t) {
+  const auto dtype = plan.dtype;
   return {{"model", escape_invalid_utf8(o.model)},
           {"task", m.contract.task},
           {"device", cuda ? "cuda" : "cpu"},
           {"dtype", dtype == torch::kBFloat16 ? "bfloat16"
                     : dtype == torch::kHalf   ? "float16"
                                               : "float32"},
+          {"fp32_head", plan.fp32_head},
           {"threads", at::get_num_threads()},
           {"shape", shape},
           {"load_ms", m.load_ms},
@@ -281,27 +281,27 @@ nlohmann::json forward_json(const BenchOptions& o, const BenchModel& m, const st
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
-  check_bench_options(o);
+  check_streams_options(o);
   if (o.threads > 0) at::set_num_threads(o.threads);
   set_graph_executor(parse_graph_executor(o.jit_executor));
   const auto device = resolve_device(parse_device_choice(o.device));
-  const bool half = o.half && device.is_cuda();
-  if (o.half && !half) report_warning("--half needs CUDA; measuring FP32 on the CPU");
+  const auto precision = resolve_precision_flags(o.dtype, o.half, device);
 
   auto m = load_bench_model(o);
   const auto shape = bench_shape(o, m.contract);
-  if (o.bf16 && !device.is_cuda()) require_cpu_bf16();
-  const auto dtype = o.bf16 ? torch::kBFloat16 : half ? torch::kHalf : torch::kFloat32;
+  const auto plan = plan_precision(m.contract, m.loaded.format, precision, device);
+  auto form = inference_form(o);
+  form.fp32_head = plan.fp32_head;
   Model& runner = *m.loaded.model;
-  runner.to(device, dtype, inference_form(o));
+  runner.to(device, plan.dtype, form);
   const auto t =
-      time_forward([&](const torch::Tensor& x) { runner.forward(x); }, shape, device, dtype, o.warmup, o.iters);
+      time_forward([&](const torch::Tensor& x) { runner.forward(x); }, shape, device, plan.dtype, o.warmup, o.iters);
 
-  auto out = forward_json(o, m, shape, device.is_cuda(), dtype, t);
+  auto out = forward_json(o, m, shape, device.is_cuda(), plan, t);
   if (o.streams > 0) {
-    out["streams"] = bench_streams(o, half, inference_form(o));
+    out["streams"] = bench_streams(o, precision, inference_form(o));
   } else if (!o.video.empty()) {
-    out["video"] = bench_video(o, half, t.forward.median());
+    out["video"] = bench_video(o, precision, t.forward.median());
   }
   out["peak_rss_mb"] = peak_rss_mb();
   if (o.json) {

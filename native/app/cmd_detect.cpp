@@ -131,7 +131,11 @@ void add_trust_model_flag(CLI::App* cmd, bool& trust_model) {
 
 void add_stream_options(CLI::App* cmd, DetectOptions& o) {
   add_trust_model_flag(cmd, o.trust_model);
-  cmd->add_flag("--half", o.half, "FP16 inference (CUDA only; ignored with a warning on the CPU)");
+  cmd->add_flag("--half", o.half, "FP16 inference (CUDA only; ignored with a warning on the CPU); --dtype fp16");
+  cmd->add_option("--dtype", o.dtype,
+                  "fp32, bf16 (body in bfloat16, Detect head in float32; the CPU needs AVX512-BF16 or AMX) or fp16 "
+                  "(CUDA). Default: the model file's own (a .pt2 package's, else fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   cmd->add_option("--img", o.img_size,
                   "Inference size in pixels (longest side; rounded up to the stride). Default: the model's")
       ->check(CLI::Range(32, 8192));

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "detect_flags.hpp"
 #include "failure.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/digits.hpp"
@@ -139,7 +140,8 @@ CLI::App* add_digits_command(CLI::App& app, DigitsOptions& o) {
   const auto options = cmd->get_options();
   for (std::size_t i = image_mode_options; i < options.size(); ++i) {
     const std::string name = options[i]->get_name();
-    if (name != "--trust-model" && name != "--max-pixels" && name != "--threads") o.live_only.push_back(options[i]);
+    if (name != "--trust-model" && name != "--max-pixels" && name != "--threads" && name != "--dtype")
+      o.live_only.push_back(options[i]);
   }
   return cmd;
 }
@@ -152,7 +154,7 @@ int run_digits(const DigitsOptions& o) {
   const std::string model_path = o.model.empty() ? bundled_model_path("mnist.torchscript") : o.model;
   LoadedModel loaded = digit_model(o, model_path);
   const std::string model_name = loaded.path;  // the file, or triton:URL/NAME
-  const DigitClassifier classifier(std::move(loaded), device);
+  const DigitClassifier classifier(std::move(loaded), device, resolve_precision_flags(o.live.dtype, false, device));
   DigitBatch batch(classifier, model_name, o.json);
   bool input_failed = false;
   for (const auto& item : io::expand_image_inputs(o.inputs)) {

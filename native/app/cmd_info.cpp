@@ -35,7 +35,8 @@ nlohmann::json contract_json(const DetectorContract& c) {
           {"input", c.dynamic ? nlohmann::json("[B, 3, H, W] with H, W multiples of the stride")
                               : nlohmann::json({1, 3, c.input_h, c.input_w})},
           {"output", "rows [B, N, " + std::to_string(c.names.size() + 5) + "]"},
-          {"classes", c.names.size()}};
+          {"classes", c.names.size()},
+          {"fp32_head", c.fp32_head}};  // "": cannot run with --dtype bf16
 }
 
 // Everything `info` prints, as the --json object.

@@ -23,7 +23,8 @@ struct DetectOptions {
   std::vector<std::string> sources;
   std::string device = "auto";
   bool half = false;
-  int img_size = 0;  // --img; 0: the model's own input size
+  std::string dtype;  // --dtype fp32|bf16|fp16 (precision.hpp); "": the model file's own
+  int img_size = 0;   // --img; 0: the model's own input size
   float conf = 0.25f;
   float iou = 0.45f;
   std::vector<std::string> classes;  // --classes: class indices or names, resolved against the model's names
@@ -125,7 +126,7 @@ struct BenchOptions {
   bool trust_model = false;
   std::string device = "auto";
   bool half = false;
-  bool bf16 = false;  // --bf16: the whole model in bfloat16, forward only
+  std::string dtype;  // --dtype fp32|bf16|fp16, as for detect; "": the model file's own
   int img_size = 0;   // --img; 0: the model's own input size
   std::string shape;  // BxCxHxW
   int threads = 0;

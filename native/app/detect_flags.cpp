@@ -9,6 +9,7 @@
 
 #include <torch/cuda.h>
 
+#include "failure.hpp"
 #include "jitvision/core/device.hpp"
 #include "jitvision/core/errors.hpp"
 
@@ -89,6 +90,19 @@ torch::Device resolve_device_flag(const std::string& text) {
                       std::to_string(count) + " found)");
   }
   return {torch::kCUDA, static_cast<c10::DeviceIndex>(*index)};
+}
+
+std::optional<Precision> resolve_precision_flags(const std::string& dtype, bool half, const torch::Device& device) {
+  std::optional<Precision> precision;
+  if (!dtype.empty()) precision = parse_precision(dtype);
+  if (!half) return precision;
+  if (precision && *precision != Precision::Float16) {
+    throw UsageError("--half is --dtype fp16: it cannot go with --dtype " + dtype);
+  }
+  if (precision) return precision;  // --dtype fp16 --half: said twice, refused on the CPU like --dtype fp16
+  if (device.is_cuda()) return Precision::Float16;
+  report_warning("--half needs CUDA; running in FP32 on the CPU");
+  return std::nullopt;
 }
 
 }  // namespace jitvision::app

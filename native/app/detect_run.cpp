@@ -32,7 +32,6 @@ torch::Tensor opencv_resize(const torch::Tensor& image, std::int64_t out_h, std:
 struct Models {
   std::unique_ptr<Detector> detector;
   std::unique_ptr<DigitClassifier> reader;  // live digits only
-  bool half = false;
 };
 
 // The detector's model: the --model file, or the --server model (exactly one of them).
@@ -55,21 +54,14 @@ Models load_models(const DetectOptions& o, const torch::Device& device) {
   dopt.nms = NmsOptions{o.conf, o.iou, o.max_det, {}};
   dopt.nms.agnostic = o.agnostic_nms;
   dopt.form = o.form;
-  dopt.precision = Precision::Float32;
-  if (o.half) {
-    if (device.is_cuda()) {
-      dopt.precision = Precision::Float16;
-    } else {
-      report_warning("--half needs CUDA; running in FP32 on the CPU");
-    }
-  }
+  dopt.precision = resolve_precision_flags(o.dtype, o.half, device);
   Models m;
-  m.half = dopt.precision == Precision::Float16;
   m.detector = std::make_unique<Detector>(std::move(loaded), device, dopt);  // reads the model's contract, once
   if (!o.classes.empty()) m.detector->set_classes(resolve_classes(o.classes, m.detector->contract().names));
   m.detector->set_host_resize(opencv_resize);
-  if (!o.reader_model.empty())
-    m.reader = std::make_unique<DigitClassifier>(load_model(o.reader_model, {o.trust_model}), device);
+  if (!o.reader_model.empty()) {
+    m.reader = std::make_unique<DigitClassifier>(load_model(o.reader_model, {o.trust_model}), device, dopt.precision);
+  }
   const auto& contract = m.detector->contract();
   if (o.img_size > 0 && !contract.dynamic && o.img_size != m.detector->img_size()) {
     report_warning("model " + (o.model.empty() ? o.server_model : o.model) + " has a fixed input of " +
@@ -177,7 +169,7 @@ DetectSummary run_detect_pipeline(const DetectOptions& o) {
   const auto [workers, intra_op] = resolve_workers(o, device, batch);
   const RunSetup setup{o.sources.size(),
                        device.is_cuda(),
-                       models.half,
+                       precision_label(models.detector->dtype()),
                        models.detector->img_size(),
                        models.detector->contract().dynamic,
                        models.reader != nullptr,

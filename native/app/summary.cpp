@@ -66,11 +66,18 @@ DetectSummary summarise(const StageTimings& t, const Progress& progress, double 
   return s;
 }
 
+std::string precision_label(torch::ScalarType dtype) {
+  if (dtype == torch::kHalf) return "FP16";
+  if (dtype == torch::kBFloat16) return "BF16";
+  return "";
+}
+
 void print_summary(const DetectSummary& s, const StageTimings& t, const RunSetup& setup, int stop_signal) {
   std::cerr << "jitvision: " << s.frames << " frames from " << setup.sources << " source(s) on "
-            << (setup.cuda ? "CUDA" : "CPU") << (setup.half ? " FP16" : "") << ", input " << setup.img_size
-            << (setup.rect ? " (rect)" : " (square)") << ", " << s.workers << (s.workers == 1 ? " worker" : " workers")
-            << " x " << s.threads_per_worker << (s.threads_per_worker == 1 ? " thread" : " threads");
+            << (setup.cuda ? "CUDA" : "CPU") << (setup.precision.empty() ? "" : " " + setup.precision) << ", input "
+            << setup.img_size << (setup.rect ? " (rect)" : " (square)") << ", " << s.workers
+            << (s.workers == 1 ? " worker" : " workers") << " x " << s.threads_per_worker
+            << (s.threads_per_worker == 1 ? " thread" : " threads");
   if (s.batch > 1) std::cerr << ", batch " << s.batch;
   if (s.skipped > 0) std::cerr << ", " << s.skipped << " skipped";
   if (s.frames > 1) std::cerr << ", " << fixed(s.steady_fps) << " FPS";

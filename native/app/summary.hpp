@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include <c10/core/ScalarType.h>
+
 #include "commands.hpp"
 #include "jitvision/core/timing.hpp"
 
@@ -37,7 +39,7 @@ class Progress {
 struct RunSetup {
   std::size_t sources = 0;
   bool cuda = false;
-  bool half = false;
+  std::string precision;  // "FP16", "BF16" or "" (FP32), shown after the device
   std::int64_t img_size = 0;
   bool rect = false;  // the model letterboxes to a rectangle (dynamic input)
   bool reader = false;
@@ -45,6 +47,9 @@ struct RunSetup {
   int threads_per_worker = 0;
   int batch = 1;  // the largest batch of frames of different sources in one forward
 };
+
+// The RunSetup::precision of a model input's dtype.
+std::string precision_label(torch::ScalarType dtype);
 
 DetectSummary summarise(const StageTimings& t, const Progress& progress, double wall_ms, int exit_code,
                         const RunSetup& setup);

@@ -243,6 +243,9 @@ class DetectorContract:
     img_size: int  # default --img
     input_shape: Tuple[int, int]  # (h, w): what a fixed model takes; (img_size, img_size) for dynamic ones
     names: List[str]
+    # jitvision.json "mixed_precision": {"fp32_head": NAME}: the submodule kept in float32 when the rest runs in bf16
+    # (jitvision.precision); "" when the file cannot run that way (official and older exports)
+    fp32_head: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,8 +328,9 @@ def _read_detector(model: LoadedModel) -> DetectorContract:
         if model.metadata is not None:
             meta = model.metadata
             img = int(meta["img_size"])
+            head = str(meta["mixed_precision"]["fp32_head"]) if "mixed_precision" in meta else ""
             contract = DetectorContract("jitvision", bool(meta["dynamic"]), _letterbox(path, meta["letterbox"]),
-                                        int(meta["stride"]), img, (img, img), _names(path, meta["names"]))
+                                        int(meta["stride"]), img, (img, img), _names(path, meta["names"]), head)
         else:
             cfg = model.official_config
             shape = [int(v) for v in cfg["shape"]]

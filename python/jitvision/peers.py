@@ -27,6 +27,7 @@ import torch
 from jitvision.bench import parse_shape, short_reason, stats
 from jitvision.errors import UsageError
 from jitvision.model_file import load_model, quiet_jit_warnings
+from jitvision.precision import cpu_has_bf16
 
 REPO = Path(__file__).resolve().parents[2]
 ONNX_OPSET = 17
@@ -50,14 +51,6 @@ def import_peers():
     except ImportError as exc:
         return f"the bench environment {env} cannot be imported from ({short_reason(exc)}): run make bench-env"
     return onnxruntime, openvino
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def rows_of(out) -> np.ndarray:

@@ -81,6 +81,7 @@ DetectorContract ours_detector(const std::string& path, const nlohmann::json& me
   c.img_size = meta.at("img_size").get<std::int64_t>();
   c.names = names_from_json(path, meta.at("names"));
   c.input_h = c.input_w = c.img_size;
+  if (meta.contains("mixed_precision")) c.fp32_head = meta.at("mixed_precision").at("fp32_head").get<std::string>();
   return c;
 }
 
@@ -179,6 +180,14 @@ ModelContract read_contract(const LoadedModel& model) {
     c.task = model.metadata.value("task", "");
   } else if (model.official_config.is_object()) {
     c.task = "detect";
+  }
+  if (model.format == ModelFormat::Pt2 && model.metadata.is_object()) {
+    try {
+      c.package_dtype = model.metadata.value("dtype", "fp32");
+    } catch (const nlohmann::json::exception& e) {
+      throw ModelError("model file " + model.path +
+                       " has a jitvision.json \"dtype\" that is not a string: " + e.what());
+    }
   }
   if (c.task == "detect") {
     c.kind = ModelKind::Detector;

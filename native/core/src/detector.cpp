@@ -21,21 +21,22 @@ Detector::Detector(LoadedModel model, torch::Device device, DetectorOptions opti
       contract_(read_contract(model).as_detector()),
       options_(std::move(options)),
       device_(device),
-      dtype_(options_.precision == Precision::Float16 ? torch::kHalf : torch::kFloat32),
+      dtype_(torch::kFloat32),
       img_size_(contract_.resolve_img_size(options_.img_size)),
       path_(model.path) {
-  if (stored_dtype(model) == torch::kHalf) {
+  const auto plan = plan_precision(read_contract(model), model.format, options_.precision, device_);
+  dtype_ = plan.dtype;
+  if (stored_dtype(model) == torch::kHalf && !options_.precision) {
     // An official FP16 export: FP16 where it runs (CUDA), else FP32 rather than slow or missing CPU kernels.
     if (device_.is_cuda()) {
       dtype_ = torch::kHalf;
-    } else if (dtype_ != torch::kHalf) {
+    } else {
       std::cerr << "jitvision: note: model file " << path_ << " holds FP16 weights; converted to FP32 for the CPU\n";
     }
   }
-  if (dtype_ == torch::kHalf && !device_.is_cuda()) {
-    throw DeviceError("--half needs a CUDA device (FP16 convolutions are not supported on the CPU)");
-  }
-  model_->to(device_, dtype_, options_.form);
+  auto form = options_.form;
+  form.fp32_head = plan.fp32_head;
+  model_->to(device_, dtype_, form);
   if (contract_.origin == "ultralytics") {
     contract_ = probe_official(*model_, contract_, device_, dtype_);
     img_size_ = contract_.resolve_img_size(options_.img_size);

@@ -107,11 +107,9 @@ bool cpuinfo_has_bf16(std::istream& cpuinfo) {
   return false;
 }
 
-void require_cpu_bf16() {
+bool cpu_has_bf16() {
   std::ifstream cpuinfo("/proc/cpuinfo");
-  if (!cpuinfo_has_bf16(cpuinfo)) {
-    throw DeviceError("bfloat16 needs a CPU with AVX512-BF16 or AMX (no avx512_bf16/amx_bf16 flag in /proc/cpuinfo)");
-  }
+  return cpuinfo_has_bf16(cpuinfo);
 }
 
 void synchronize(const torch::Device& device) {

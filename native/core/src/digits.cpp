@@ -140,8 +140,10 @@ torch::Tensor normalize_digit(const torch::Tensor& image_hwc_u8) {
   return field;
 }
 
-DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device) : model_(model.model), device_(device) {
-  const auto contract = read_contract(model).as_classifier();
+DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device, std::optional<Precision> precision)
+    : model_(model.model), device_(device) {
+  const auto whole = read_contract(model);
+  const auto contract = whole.as_classifier();
   const auto& shape = contract.input_shape;
   if (shape[1] != 1 || shape[2] != kField || shape[3] != kField) {
     throw ModelError("model file " + model.path + " expects input " + nlohmann::json(shape).dump() +
@@ -151,14 +153,15 @@ DigitClassifier::DigitClassifier(LoadedModel model, torch::Device device) : mode
   mean_ = torch::tensor(contract.mean).view({1, -1, 1, 1}).to(device_);
   std_ = torch::tensor(contract.std_dev).view({1, -1, 1, 1}).to(device_);
   num_labels_ = contract.labels.size();
-  model_->to(device_, torch::kFloat32, kFormAsSaved);
+  dtype_ = plan_precision(whole, model.format, precision, device_).dtype;
+  model_->to(device_, dtype_, kFormAsSaved);
 }
 
 std::vector<DigitResult> DigitClassifier::classify(const torch::Tensor& normalized) const {
   torch::InferenceMode guard;
   auto x = normalized.to(device_, torch::kFloat32).unsqueeze(1);
   x = (x * (255.0f / scale_) - mean_) / std_;
-  const auto outputs = model_->forward(x);
+  const auto outputs = model_->forward(x.to(dtype_));
   const torch::Tensor logits = outputs.empty() ? torch::Tensor() : outputs.front();
   if (!logits.defined())
     throw ModelError("the digit model returned no tensor, expected logits [N, " + std::to_string(num_labels_) + "]");

@@ -1,4 +1,4 @@
-// Unit tests for the CPU capability check behind `--bf16`.
+// Unit tests for the CPU capability check behind `--dtype bf16`.
 #include <gtest/gtest.h>
 
 #include <sstream>

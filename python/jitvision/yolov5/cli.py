@@ -13,6 +13,7 @@ from jitvision.yolov5.training_cli import add_training_commands, threshold
 def run_import(args) -> int:
     from jitvision.yolov5.checkpoint import import_checkpoint
     from jitvision.yolov5.export import TOLERANCE, VERIFY_BATCH, export_pt2, export_torchscript
+    from jitvision.yolov5.reimport import import_export, is_torchscript
 
     if args.format == "pt2" and (args.half or args.fixed or args.method != "trace"):
         raise UsageError("--half, --fixed and --method apply to TorchScript; a .pt2 package is dynamic and takes "
@@ -21,7 +22,7 @@ def run_import(args) -> int:
         raise UsageError("--dtype and --device apply to --format pt2 (TorchScript: --half)")
 
     start = time.perf_counter()
-    imported = import_checkpoint(args.weights)
+    imported = import_export(args.weights) if is_torchscript(args.weights) else import_checkpoint(args.weights)
     model = imported.model
     params = sum(p.numel() for p in model.parameters())
     print(f"imported {imported.file} (sha256 {imported.sha256[:16]}...) in {time.perf_counter() - start:.1f} s: "
@@ -42,6 +43,12 @@ def run_import(args) -> int:
         h, w = result.sizes[-1]
         print(f"verified fp16 TorchScript vs fp16 eager at {h}x{w} (batch 1): "
               f"max abs diff {result.half_max_abs_diff:.3g}")
+    bf16 = result.metadata["verification"]["bf16"]
+    if bf16 is not None:
+        h, w = result.sizes[-1]
+        print(f"bf16 as the app runs it (--dtype bf16: body bf16, Detect head fp32) vs fp32 eager at {h}x{w}: boxes "
+              f"within {bf16['box_px']:.3g} px, confidences within {bf16['confidence']:.3g} (random input; "
+              "docs/BENCHMARKS.md has the photos and mAP)")
     return 0
 
 
@@ -141,7 +148,9 @@ def add_parser(subparsers) -> None:
                     "export.py or the hub, or our own from `yolov5 train`), then export TorchScript (dynamic input "
                     "size unless --fixed) or an AOTInductor .pt2 package, and verify it against the eager model. "
                     "`yolov5 export` is the same command.")
-    imp.add_argument("weights", help="YOLOv5 checkpoint (.pt), e.g. yolov5n.pt or runs/train/exp/weights/best.pt")
+    imp.add_argument("weights", help="YOLOv5 checkpoint (.pt), e.g. yolov5n.pt or runs/train/exp/weights/best.pt, "
+                                     "or a TorchScript file jitvision exported (exported again as today's exporter "
+                                     "does, e.g. for --dtype bf16 in the C++ app)")
     imp.add_argument("--out", required=True, help="TorchScript file to write")
     imp.add_argument("--img", type=int, default=640, help="nominal input size (square side), default 640")
     imp.add_argument("--half", action="store_true", help="store fp16 weights (the module then expects fp16 input)")

@@ -40,6 +40,7 @@ class Detector:
     fixed_shape: Optional[Tuple[int, int]]  # (h, w) a fixed-size model takes
     dtype: torch.dtype  # the model's input dtype (its parameters')
     origin: str  # who exported the model or its weights: "jitvision" or "ultralytics"
+    fp32_head: str = ""  # the submodule kept in float32 under bf16 (jitvision.precision); "": none recorded
 
     def input_shape(self, img_size: Optional[int]) -> Tuple[int, int]:
         """Target (h, w) of the letterbox for ``--img`` (None: the model's own size)."""
@@ -59,7 +60,8 @@ def load_detector(path: str) -> Detector:
     if is_checkpoint(path):
         imported = import_checkpoint(path)
         model = fuse_conv_bn(imported.model)
-        return Detector(model, model.names, max(model.strides), True, 640, None, torch.float32, "ultralytics")
+        return Detector(model, model.names, max(model.strides), True, 640, None, torch.float32, "ultralytics",
+                        model.detect_name)
     loaded = load_model(path)
     params = list(loaded.module.parameters())
     dtype = params[0].dtype if params else torch.float32
@@ -69,7 +71,7 @@ def load_detector(path: str) -> Detector:
         dtype = torch.float32
     contract = probe_official(loaded.module, read_contract(loaded).as_detector())
     return Detector(loaded.module, contract.names, contract.stride, contract.letterbox == "rect", contract.img_size,
-                    None if contract.dynamic else contract.input_shape, dtype, contract.origin)
+                    None if contract.dynamic else contract.input_shape, dtype, contract.origin, contract.fp32_head)
 
 
 def resolve_classes(given: Optional[Sequence[str]], names: Sequence[str]) -> Optional[List[int]]:

@@ -73,6 +73,9 @@ def jitvision_metadata(model: Yolov5, img_size: int, fixed: bool, half: bool, so
         "img_size": img_size, "stride": max(model.strides), "strides": model.strides,
         "anchors": [[int(v) if float(v).is_integer() else v for v in level] for level in model.anchors_pixels()],
         "nc": model.nc, "names": model.names, "fused": True, "half": half, "export": method,
+        # The submodule that stays float32 when the body runs in bf16 (the C++ app's --dtype bf16): its convolutions
+        # cast their input to their weight's dtype (model.cast_like), so it takes the body's bf16 features.
+        "mixed_precision": {"fp32_head": model.detect_name},
         "source": source or {"file": None, "sha256": None},
         "torch_version": torch.__version__,
         "verification": {"sizes": [list(s) for s in sizes], "batches": [VERIFY_BATCH, 1],
@@ -197,9 +200,28 @@ def export_torchscript(model: Yolov5, out: str, img_size: int = 640, half: bool 
                 raise ExportError(f"verification failed: fp16 TorchScript and fp16 eager outputs differ by "
                                   f"{half_diff:.3g}; nothing written")
         metadata = jitvision_metadata(model, img_size, fixed, half, source, sizes, max_abs_diff, method)
+        metadata["verification"]["bf16"] = None if half else bf16_check(scripted, eager, sizes[-1])
         extra = {"config.txt": json.dumps(official_config(model, img_size)), "jitvision.json": json.dumps(metadata)}
         save_atomically(scripted, out, extra)
     return ExportResult(out, time.perf_counter() - start, max_abs_diff, sizes, half_diff, metadata)
+
+
+def bf16_check(scripted, eager: Yolov5, size: Tuple[int, int]) -> Optional[Dict[str, float]]:
+    """The file as the C++ app runs it with ``--dtype bf16`` (body bf16, Detect head fp32), on one random batch at
+    ``size``: its largest difference from :class:`MixedPrecision` eager (a broken split shows here; raise beyond
+    PT2_REDUCED_TOLERANCE) and from fp32 eager in box coordinates and confidence. None on a CPU without bf16."""
+    from jitvision.precision import convert_except_head, cpu_has_bf16
+
+    if not cpu_has_bf16():
+        return None
+    mixed = copy.deepcopy(scripted)
+    convert_except_head(mixed, torch.bfloat16, eager.detect_name)
+    net = MixedPrecision(eager, torch.bfloat16).eval()
+    diffs = _reduced_precision_diffs(lambda x: mixed(x.to(torch.bfloat16)), net, eager, size, "cpu")
+    if not diffs["vs_same_precision"] <= PT2_REDUCED_TOLERANCE["bf16"]:
+        raise ExportError(f"verification failed: bf16 TorchScript and bf16 eager outputs differ by "
+                          f"{diffs['vs_same_precision']:.3g}; nothing written")
+    return diffs
 
 
 # AOTInductor packages (see jitvision.pt2). Inductor fuses and reorders float arithmetic, so a fp32 package is not

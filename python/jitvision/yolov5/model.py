@@ -107,6 +107,17 @@ class Concat(nn.Module):
         return torch.cat(xs, self.d)
 
 
+def cast_like(x: Tensor, weight: Tensor) -> Tensor:
+    """``x`` in ``weight``'s dtype: a no-op in a float32 model; with the Detect head kept in float32 and the body in
+    bf16 it brings the body's features up to float32, so boxes are decoded in full precision.
+
+    ``type_as`` reads the dtype from ``weight`` at run time, also in a trace (``x.to(weight.dtype)`` or
+    ``x.to(weight)`` would be recorded with the dtype and device as constants): the C++ app can convert the body
+    alone (``--dtype bf16``) and the same file still runs whole in one dtype (``--half``).
+    """
+    return x.type_as(weight)
+
+
 def decode_level(p: Tensor, anchors: Tensor, stride: float) -> Tensor:
     """Raw head output [B, na*no, ny, nx] -> decoded rows [B, na*ny*nx, no] (anchor, row, column order).
 
@@ -155,7 +166,8 @@ class Detect(nn.Module):
         self.strides = []
 
     def forward(self, xs: List[Tensor]) -> Tensor:
-        levels = [decode_level(conv(xs[i]), self.anchors[i], self.strides[i]) for i, conv in enumerate(self.m)]
+        levels = [decode_level(conv(cast_like(xs[i], conv.weight)), self.anchors[i], self.strides[i])
+                  for i, conv in enumerate(self.m)]
         return torch.cat(levels, 1)
 
 
@@ -281,6 +293,11 @@ class Yolov5(nn.Module):
     @property
     def detect(self) -> Detect:
         return self.model[-1]
+
+    @property
+    def detect_name(self) -> str:
+        """The Detect head's qualified submodule name (``model.24`` in the published architectures)."""
+        return f"model.{len(self.model) - 1}"
 
     @property
     def strides(self) -> List[int]:

@@ -63,6 +63,7 @@ def run_train(args) -> int:
 def run_val(args) -> int:
     import torch
 
+    from jitvision.precision import convert_except_head, require_fp32_head
     from jitvision.yolov5.dataset import load_data_config
     from jitvision.yolov5.detect import load_detector
     from jitvision.yolov5.train import is_training_checkpoint, load_training_checkpoint, model_from_checkpoint
@@ -77,18 +78,25 @@ def run_val(args) -> int:
         names, stride, img = model.names, max(model.strides), args.img or ckpt["options"]["img"]
         dtype = torch.float32
         predict = lambda x: model(x)[0]  # noqa: E731
+        head = model.detect_name
     else:
         detector = load_detector(args.weights)
         if detector.fixed_shape is not None:
             raise ModelError(f"{args.weights} takes only fixed-size input; validation needs a dynamic model")
         names, stride, img, dtype = detector.names, detector.stride, args.img or detector.img_size, detector.dtype
         predict = lambda x: detector.module(x)[0]  # noqa: E731
+        head = detector.fp32_head
+    if args.dtype == "bf16":  # as the C++ app's --dtype bf16: the body in bf16, the Detect head in float32
+        convert_except_head(model if is_training_checkpoint(args.weights) else detector.module, torch.bfloat16,
+                            require_fp32_head(args.weights, head))
+        dtype = torch.bfloat16
     if len(names) != data.nc:
         raise ModelError(f"the model has {len(names)} classes, {args.data} has {data.nc}")
     result = evaluate(predict, load_val_set(data.val, data.nc), data.nc, img, stride, dtype,
                       conf_thres=args.conf, iou_thres=args.iou, batch=args.batch)
     if args.json:
-        print(json.dumps({**result.metrics.as_dict(), "img": img, "ms_per_image": round(result.ms_per_image, 2)}))
+        print(json.dumps({**result.metrics.as_dict(), "img": img, "dtype": args.dtype,
+                          "ms_per_image": round(result.ms_per_image, 2)}))
     else:
         print(format_report(result, names))
     return 0
@@ -145,4 +153,7 @@ def add_training_commands(commands) -> None:
     val.add_argument("--batch", "--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     val.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
     val.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    val.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                     help="bf16: the body in bfloat16 and the Detect head in float32, as the C++ app's --dtype bf16 "
+                          "(needs an export with \"mixed_precision\" in its metadata)")
     val.set_defaults(func=run_val)

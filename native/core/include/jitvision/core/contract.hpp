@@ -26,6 +26,9 @@ struct DetectorContract {
   std::int64_t img_size = 640;                // default --img
   std::int64_t input_h = 640, input_w = 640;  // fixed models only
   std::vector<std::string> names;
+  // jitvision.json "mixed_precision": {"fp32_head": NAME}: the submodule (the Detect head) that stays float32 when the
+  // rest runs in bf16 (--dtype bf16, precision.hpp); "" when the file cannot run that way (official and older exports).
+  std::string fp32_head;
 
   // The input size for a requested --img (0: the model's own img_size), rounded up to the stride; a fixed model
   // always gets its own size.
@@ -47,6 +50,9 @@ struct ModelContract {
   // The file's own word for its task: jitvision.json's "task" ("detect", "digits", ...), "detect" for an official
   // export, "" when the file carries no metadata at all.
   std::string task;
+  // A .pt2 package's precision, fixed when it was compiled: jitvision.json "dtype" ("fp32" when absent); "" for
+  // other formats.
+  std::string package_dtype;
   std::optional<DetectorContract> detector;      // set exactly when kind == Detector
   std::optional<ClassifierContract> classifier;  // set exactly when kind == Classifier
 

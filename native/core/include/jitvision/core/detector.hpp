@@ -4,6 +4,7 @@
 // read_contract() finds in the file's metadata.
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -16,14 +17,15 @@
 #include "jitvision/core/letterbox.hpp"
 #include "jitvision/core/model.hpp"
 #include "jitvision/core/postprocess.hpp"
+#include "jitvision/core/precision.hpp"
 
 namespace jitvision {
 
-enum class Precision { Float32, Float16 };
-
 struct DetectorOptions {
   std::int64_t img_size = 0;  // 0: the model's own; rounded up to the stride
-  Precision precision = Precision::Float32;
+  // --dtype (precision.hpp: bf16 runs the body in bf16 and the Detect head in float32); nullopt: the file's own
+  // (a .pt2 package's, else float32).
+  std::optional<Precision> precision;
   NmsOptions nms;
   InferenceForm form;  // layout and freezing (inference_form.hpp)
 };
@@ -60,6 +62,8 @@ class Detector {
 
   const DetectorContract& contract() const { return contract_; }
   std::int64_t img_size() const { return img_size_; }
+  // The dtype of the model's input (under --dtype bf16 the Detect head still runs in float32).
+  torch::ScalarType dtype() const { return dtype_; }
 
   // Keeps only these classes (NmsOptions::classes); call before the first infer().
   void set_classes(std::vector<int> classes) { options_.nms.classes = std::move(classes); }

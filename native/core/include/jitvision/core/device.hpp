@@ -40,9 +40,9 @@ struct RuntimeInfo {
 };
 RuntimeInfo runtime_info();
 
-// Throws DeviceError unless this CPU computes bfloat16 natively (the avx512_bf16 or amx_bf16 flag in /proc/cpuinfo):
-// elsewhere LibTorch emulates it, slower than FP32.
-void require_cpu_bf16();
+// Whether this CPU computes bfloat16 natively (the avx512_bf16 or amx_bf16 flag in /proc/cpuinfo): elsewhere LibTorch
+// emulates it, slower than FP32, so --dtype bf16 is refused there (plan_precision in precision.hpp).
+bool cpu_has_bf16();
 // Whether /proc/cpuinfo text (its flags lines) names avx512_bf16 or amx_bf16.
 bool cpuinfo_has_bf16(std::istream& cpuinfo);
 

@@ -2,6 +2,7 @@
 // Handwritten digit recognition: MNIST-style normalisation of arbitrary photos, and the classifier around a
 // model exported by `python -m jitvision mnist train` (TorchScript) or `mnist export` (.pt2).
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 
 #include "jitvision/core/image.hpp"
 #include "jitvision/core/model.hpp"
+#include "jitvision/core/precision.hpp"
 
 namespace jitvision {
 
@@ -36,8 +38,8 @@ struct DigitResult {
 class DigitClassifier {
  public:
   // Takes the model's ClassifierContract (ModelError when it is not a classifier or its input is not 28x28) and
-  // moves it to `device`.
-  DigitClassifier(LoadedModel model, torch::Device device);
+  // moves it to `device` in `precision` (precision.hpp; nullopt: the file's own; bf16 runs the whole model in bf16).
+  DigitClassifier(LoadedModel model, torch::Device device, std::optional<Precision> precision = std::nullopt);
 
   // images: [N, 28, 28] float in [0, 1] as made by normalize_digit. Returns one result per image.
   std::vector<DigitResult> classify(const torch::Tensor& normalized) const;
@@ -45,6 +47,7 @@ class DigitClassifier {
  private:
   std::shared_ptr<Model> model_;
   torch::Device device_;
+  torch::ScalarType dtype_ = torch::kFloat32;  // the model's input
   float scale_ = 255.0f;
   torch::Tensor mean_, std_;
   std::size_t num_labels_ = 0;
