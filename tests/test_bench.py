@@ -291,9 +291,9 @@ def test_cpp_bench_streams_from_one_live_source(run_cli, detector):
         connections = server.connections
     s = out["streams"]
     assert (s["streams"], s["source"], s["live"]) == (2, server.url, True)
-    for run in (s["batched"], s["unbatched"]):  # live: each stream reads 4 frames; the newest-frame policy may drop
-        assert [p["read"] for p in run["per_stream"]] == [4, 4]
-        assert all(p["processed"] >= 1 and p["processed"] + p["dropped"] == 4 for p in run["per_stream"])
+    for run in (s["batched"], s["unbatched"]):  # live: 4 frames reach the model; the newest-frame policy may drop more
+        assert [p["processed"] for p in run["per_stream"]] == [4, 4]
+        assert all(p["processed"] + p["dropped"] == p["read"] for p in run["per_stream"])
         assert run["frames"] == sum(p["processed"] for p in run["per_stream"])
     assert connections >= 1 + 2 * 2  # the shape probe, then two streams in each run
     assert out["shape"] == [1, 3, 128, 160]  # the stream's 320x240 frames letterboxed (rect) at 160

@@ -28,7 +28,9 @@ def native(run_cli, model, sources, *extra):
         args += ["--source", s]
     proc = run_cli([*args, *extra])
     assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+    # Sources are read at once, each in its own order: rows in --source order, then frame order.
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    return sorted(rows, key=lambda r: (r["source_index"], r["frame"])), proc.stderr
 
 
 def iou(a, b):
