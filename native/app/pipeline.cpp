@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <latch>
 #include <optional>
 #include <string>
 #include <thread>
@@ -202,10 +203,18 @@ bool run_batch(Pipeline& p, const InferenceJob& job, std::vector<BatchScheduler<
   return true;
 }
 
+// This thread's intra-op thread count. LibTorch initialises a thread's count lazily, at its first parallel
+// operation, from the count last set by any thread: initialising first keeps that from undoing this call later.
+void set_thread_intra_op_threads(int threads) {
+  at::internal::lazy_init_num_threads();
+  at::set_num_threads(threads);
+}
+
 // One inference worker; several may run side by side on the CPU, each with its own intra-op thread count (OpenMP's
-// is per thread). Each takes a batch of up to job.batch ready frames of different sources.
-void inference_stage(Pipeline& p, const InferenceJob& job) {
-  if (job.intra_op_threads > 0) at::set_num_threads(job.intra_op_threads);
+// is per thread; MKL's is process-wide, so the workers set theirs after the capture threads: see run_pipeline). Each
+// takes a batch of up to job.batch ready frames of different sources.
+void inference_stage(Pipeline& p, const InferenceJob& job, int threads) {
+  set_thread_intra_op_threads(threads);
   const auto max = static_cast<std::size_t>(std::max(1, job.batch));
   while (true) {
     auto batch = p.frames.take(max, joins);
@@ -307,20 +316,27 @@ void run_pipeline(Pipeline& p, const CaptureJob& capture, const InferenceJob& in
   p.sources.assign(capture.sources.size(), SourceRecord{});
   p.frames.open(count);
   std::atomic<int> running_workers{workers};  // the last inference worker to finish closes `results`
+  // Several capture threads letterbox side by side: one intra-op thread each, so that they do not oversubscribe the
+  // cores the workers need (one source keeps LibTorch's default). Part of at::set_num_threads is process-wide (the
+  // count new threads start from, MKL's count), and the last call wins: the workers set theirs once every capture
+  // thread has set its own. Measured: without that order a batching worker ran its two-thread forward at one
+  // thread's speed (docs/BENCHMARKS.md, many streams).
+  const int worker_threads = inference.intra_op_threads > 0 ? inference.intra_op_threads : at::get_num_threads();
+  std::latch capture_threads_set(count);
   {
     std::vector<std::jthread> stages;
     try {  // starting a thread can fail (std::system_error): fatal, the ones started still end
       for (int id = 0; id < count; ++id) {
-        stages.emplace_back([&p, &capture, id, count] {
-          // Several capture threads letterbox side by side: one intra-op thread each, so that they do not
-          // oversubscribe the cores the inference workers' threads need (one source keeps LibTorch's default).
-          if (count > 1) at::set_num_threads(1);
+        stages.emplace_back([&p, &capture, &capture_threads_set, id, count] {
+          if (count > 1) set_thread_intra_op_threads(1);
+          capture_threads_set.count_down();
           guarded(p, "capture", [&] { capture_source(p, capture, id); });
         });
       }
       for (int i = 0; i < workers; ++i) {
-        stages.emplace_back([&p, &inference, &running_workers] {
-          guarded(p, "inference", [&] { inference_stage(p, inference); });
+        stages.emplace_back([&p, &inference, &running_workers, &capture_threads_set, worker_threads] {
+          capture_threads_set.wait();  // every capture thread started (else this thread would not have been)
+          guarded(p, "inference", [&] { inference_stage(p, inference, worker_threads); });
           p.frames.close();  // a worker that ends early must not leave capture blocked on a full lane
           if (--running_workers == 0) p.results.close();
         });
