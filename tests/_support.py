@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
 import socketserver
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import cv2
 import numpy as np
@@ -183,3 +185,26 @@ def empty_detections_model(img: int = 320) -> Path:
     assert proc.returncode == 0, proc.stderr
     partial.rename(path)
     return path
+
+
+@contextmanager
+def start_xvfb(*tools: str) -> Iterator[str]:
+    """A private Xvfb display (":N") for one test; skips the test without Xvfb or one of `tools` (make setup installs
+    them all)."""
+    import pytest
+
+    missing = [t for t in ("Xvfb", *tools) if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} needed (make setup installs them)")
+    number = next(n for n in range(99, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                  and not Path(f"/tmp/.X{n}-lock").exists())
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +23,7 @@ from _support import (
     empty_detections_model,
     moving_frames,
     read_json_lines,
+    start_xvfb,
     textured_photo,
     video_frame_count,
     wait_for_lines,
@@ -222,18 +222,8 @@ def test_show_without_a_display_is_an_output_error(run_cli, model, photo, tmp_pa
 
 @pytest.fixture
 def xvfb_display():
-    if not (shutil.which("Xvfb") and shutil.which("import")):
-        pytest.skip("Xvfb and imagemagick's import are needed (make setup installs them)")
-    number = next(n for n in range(99, 140) if not Path(f"/tmp/.X11-unix/X{n}").exists()
-                  and not Path(f"/tmp/.X{n}-lock").exists())
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f":{number}"
-    server.terminate()
-    server.wait(timeout=10)
+    with start_xvfb("import") as display:
+        yield display
 
 
 def test_show_under_xvfb_draws_boxes(jitvision_bin, yolov5n_exports, data_dir, xvfb_display, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from _support import MjpegServer, empty_detections_model, moving_frames, read_json_lines, textured_photo
+from _support import MjpegServer, empty_detections_model, moving_frames, read_json_lines, start_xvfb, textured_photo
 
 EXIT_USAGE, EXIT_LOST = 2, 7
 LIVE = ["--open-timeout", "2000", "--read-timeout", "500", "--reconnect", "2"]
@@ -186,17 +185,22 @@ def test_a_stream_that_never_opens_is_an_input_error_after_its_retries(run_cli, 
 
 # --- several sources --------------------------------------------------------------------------------------------------
 
-def test_several_streams_each_give_their_frames(run_cli, model, frames, tmp_path):
+def rows_from_streams(run_cli, model, frames, tmp_path, count, fps, max_frames):
+    """Runs detect on `count` loopback streams at once, `max_frames` each; their JSON rows by source index."""
     out = tmp_path / "out.jsonl"
-    servers = [MjpegServer(lambda i: frames[i % len(frames)], fps=20) for _ in range(3)]
+    servers = [MjpegServer(lambda i: frames[i % len(frames)], fps=fps) for _ in range(count)]
     try:
-        result = run_cli([*detect_args(model, *(s.url for s in servers)), *LIVE, "--max-frames", "5", "--json", out],
-                         timeout=PROCESS_TIMEOUT_S)
+        result = run_cli([*detect_args(model, *(s.url for s in servers)), *LIVE, "--max-frames", str(max_frames),
+                          "--json", out], timeout=PROCESS_TIMEOUT_S)
     finally:
         for server in servers:
             server.kill()
     assert result.returncode == 0, result.stderr
-    rows = by_source(read_json_lines(out))
+    return servers, by_source(read_json_lines(out))
+
+
+def test_several_streams_each_give_their_frames(run_cli, model, frames, tmp_path):
+    servers, rows = rows_from_streams(run_cli, model, frames, tmp_path, count=3, fps=20, max_frames=5)
     assert sorted(rows) == [0, 1, 2]
     for index, server in enumerate(servers):
         assert len(rows[index]) == 5
@@ -205,16 +209,7 @@ def test_several_streams_each_give_their_frames(run_cli, model, frames, tmp_path
 
 def test_streams_are_read_at_the_same_time(run_cli, model, frames, tmp_path):
     """Needs the concurrent capture stage: with sources read one after another, their time spans do not overlap."""
-    out = tmp_path / "out.jsonl"
-    servers = [MjpegServer(lambda i: frames[i % len(frames)], fps=10) for _ in range(2)]
-    try:
-        result = run_cli([*detect_args(model, *(s.url for s in servers)), *LIVE, "--max-frames", "15", "--json", out],
-                         timeout=PROCESS_TIMEOUT_S)
-    finally:
-        for server in servers:
-            server.kill()
-    assert result.returncode == 0, result.stderr
-    rows = by_source(read_json_lines(out))
+    _, rows = rows_from_streams(run_cli, model, frames, tmp_path, count=2, fps=10, max_frames=15)
     spans = [(min(r["timestamp"] for r in rows[i]), max(r["timestamp"] for r in rows[i])) for i in (0, 1)]
     overlap = min(spans[0][1], spans[1][1]) - max(spans[0][0], spans[1][0])
     assert overlap > 0.5, f"sources read one after another: {spans}"
@@ -308,18 +303,8 @@ def test_save_dir_gets_one_sub_folder_per_source(run_cli, model, tmp_path):
 
 @pytest.fixture
 def xvfb_display():
-    if not (shutil.which("Xvfb") and shutil.which("xwininfo")):
-        pytest.skip("Xvfb and xwininfo are needed (make setup installs them)")
-    number = next(n for n in range(140, 180) if not Path(f"/tmp/.X11-unix/X{n}").exists()
-                  and not Path(f"/tmp/.X{n}-lock").exists())
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f":{number}"
-    server.terminate()
-    server.wait(timeout=10)
+    with start_xvfb("xwininfo") as display:
+        yield display
 
 
 def shown_windows(jitvision_bin, model, urls, show, display, expected):

@@ -68,11 +68,6 @@ PreparedFrame prepare_frame(const CaptureJob& job, const io::Frame& frame) {
   }
 }
 
-// The current wall-clock time in seconds since the Unix epoch (Frame::timestamp).
-double wall_clock_s() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // Hands one captured frame (or fault) to the scheduler: files with back-pressure, live sources into their slot of
 // one, replacing (and counting) a frame no worker has taken yet. False when the run is closing.
 bool hand_over(Pipeline& p, int id, bool live, CapturedFrame item) {
@@ -100,7 +95,6 @@ std::string read_source(Pipeline& p, const CaptureJob& job, int id, io::FrameSou
       rec.capture_ms.add(sw.elapsed_ms());
       ++rec.read;
       frame->source_id = id;
-      if (frame->timestamp == 0) frame->timestamp = wall_clock_s();
       auto prepared = prepare_frame(job, *frame);
       if (!hand_over(p, id, live, CapturedFrame{std::move(*frame), source.fps(), std::move(prepared), {}})) {
         return "stopped";

@@ -371,35 +371,51 @@ def summarise_forward(raw: Dict) -> Dict:
     return forward
 
 
-def summarise(raw: Dict) -> Dict:
-    """Medians over rounds of every figure the report and the chart show; ratios per round first."""
-    s = {"forward": summarise_forward(raw), "cores": raw["machine"]["cores"]}
-    d = lambda r: r["configs"]["det-384"]  # noqa: E731
-    s["cpp_video"] = {k: med(_per_round(raw, lambda r, k=k: d(r)["cpp"]["video"][k]))
-                      for k in ("fps", "per_frame_ms", "per_frame_over_forward", "first_result_s", "wall_s")}
-    s["cpp_video_w1"] = {k: med(_per_round(raw, lambda r, k=k: r["one_worker"]["video"][k]))
-                         for k in ("fps", "per_frame_ms", "per_frame_over_forward", "first_result_s", "wall_s")}
-    first_video = d(raw["rounds"][0])["cpp"]["video"]
-    s["cpp_video"]["workers"], s["cpp_video"]["threads_per_worker"] = (first_video["workers"],
-                                                                       first_video["threads_per_worker"])
-    s["cpp_stages_w1"] = {st: med(_per_round(raw, lambda r, st=st: r["one_worker"]["video"]["stages"][st]["median_ms"]))
-                          for st, stats in raw["rounds"][0]["one_worker"]["video"]["stages"].items() if stats["n"]}
-    s["cpp_stages"] = {st: {q: med(_per_round(raw, lambda r, st=st, q=q: d(r)["cpp"]["video"]["stages"][st][q]))
-                            for q in ("median_ms", "p90_ms")}
-                       for st in raw["rounds"][0]["configs"]["det-384"]["cpp"]["video"]["stages"]
-                       if raw["rounds"][0]["configs"]["det-384"]["cpp"]["video"]["stages"][st]["n"]}
-    s["py_video"] = {k: med(_per_round(raw, lambda r, k=k: d(r)["python"]["video"][k]))
+VIDEO_FIGURES = ("fps", "per_frame_ms", "per_frame_over_forward", "first_result_s", "wall_s")
+
+
+def _det(r: Dict) -> Dict:
+    return r["configs"]["det-384"]
+
+
+def _stage_medians(raw: Dict, video: Callable[[Dict], Dict]) -> Dict:
+    """Median and p90 over rounds of each stage that ran in `video(round)`."""
+    return {st: {q: med(_per_round(raw, lambda r, st=st, q=q: video(r)["stages"][st][q]))
+                 for q in ("median_ms", "p90_ms")}
+            for st, stats in video(raw["rounds"][0])["stages"].items() if stats["n"]}
+
+
+def summarise_video(raw: Dict) -> Dict:
+    """The whole-video pipeline figures: C++ (default workers and one worker) and Python."""
+    cpp = lambda r: _det(r)["cpp"]["video"]  # noqa: E731
+    one = lambda r: r["one_worker"]["video"]  # noqa: E731
+    py = lambda r: _det(r)["python"]["video"]  # noqa: E731
+    s = {"cpp_video": {k: med(_per_round(raw, lambda r, k=k: cpp(r)[k])) for k in VIDEO_FIGURES},
+         "cpp_video_w1": {k: med(_per_round(raw, lambda r, k=k: one(r)[k])) for k in VIDEO_FIGURES}}
+    first_video = cpp(raw["rounds"][0])
+    s["cpp_video"]["workers"] = first_video["workers"]
+    s["cpp_video"]["threads_per_worker"] = first_video["threads_per_worker"]
+    s["cpp_stages_w1"] = {st: q["median_ms"] for st, q in _stage_medians(raw, one).items()}
+    s["cpp_stages"] = _stage_medians(raw, cpp)
+    s["py_video"] = {k: med(_per_round(raw, lambda r, k=k: py(r)[k]))
                      for k in ("fps", "per_frame_ms", "first_result_s", "wall_s", "load_ms")}
-    s["py_stages"] = {st: {q: med(_per_round(raw, lambda r, st=st, q=q: d(r)["python"]["video"]["stages"][st][q]))
+    s["py_stages"] = {st: {q: med(_per_round(raw, lambda r, st=st, q=q: py(r)["stages"][st][q]))
                            for q in ("median_ms", "p90_ms")} for st in ("capture", "detect", "output")}
-    s["cpp_peak_rss_mb"] = med(_per_round(raw, lambda r: d(r)["cpp"]["peak_rss_mb"]))
-    s["e2e"] = {side: {k: med(_per_round(raw, lambda r, side=side, k=k: r["e2e"][side][k]))
-                       for k in ("wall_s", "first_result_s", "frames", "cpu_s")} for side in ("cpp", "python")}
-    s["e2e"]["ratio"] = med(_per_round(raw, lambda r: r["e2e"]["cpp"]["wall_s"] / r["e2e"]["python"]["wall_s"]))
-    s["e2e"]["first_max"] = max(r["e2e"]["cpp"]["first_result_s"] for r in raw["rounds"])
-    s["fwd_ratio"] = {key: med(_per_round(raw, lambda r, key=key: r["configs"][key]["cpp"]["forward"]["median_ms"]
-                                          / r["configs"][key]["python"]["variants"]["traced"]["forward"]["median_ms"]))
-                      for key in s["forward"]}
+    s["cpp_peak_rss_mb"] = med(_per_round(raw, lambda r: _det(r)["cpp"]["peak_rss_mb"]))
+    return s
+
+
+def summarise_e2e(raw: Dict) -> Dict:
+    """Fresh-process runs of both sides: medians, the wall-time ratio per round, the slowest first result."""
+    e2e = {side: {k: med(_per_round(raw, lambda r, side=side, k=k: r["e2e"][side][k]))
+                  for k in ("wall_s", "first_result_s", "frames", "cpu_s")} for side in ("cpp", "python")}
+    e2e["ratio"] = med(_per_round(raw, lambda r: r["e2e"]["cpp"]["wall_s"] / r["e2e"]["python"]["wall_s"]))
+    e2e["first_max"] = max(r["e2e"]["cpp"]["first_result_s"] for r in raw["rounds"])
+    return e2e
+
+
+def summarise_study(raw: Dict) -> Dict:
+    """The first-call study: medians over its repetitions, call by call."""
     study = {}
     for name in raw["study"][0]:
         runs = [st[name] for st in raw["study"]]
@@ -407,7 +423,17 @@ def summarise(raw: Dict) -> Dict:
         study[name] = {"load_ms": med(x["load_ms"] for x in runs), "median_ms": med(x["median_ms"] for x in runs),
                        "calls_ms": [med(x["calls_ms"][i] for x in runs) for i in range(calls)],
                        "skipped": runs[0]["skipped"], "command": runs[0]["command"]}
-    s["study"] = study
+    return study
+
+
+def summarise(raw: Dict) -> Dict:
+    """Medians over rounds of every figure the report and the chart show; ratios per round first."""
+    s = {"forward": summarise_forward(raw), "cores": raw["machine"]["cores"], **summarise_video(raw)}
+    s["e2e"] = summarise_e2e(raw)
+    s["fwd_ratio"] = {key: med(_per_round(raw, lambda r, key=key: r["configs"][key]["cpp"]["forward"]["median_ms"]
+                                          / r["configs"][key]["python"]["variants"]["traced"]["forward"]["median_ms"]))
+                      for key in s["forward"]}
+    s["study"] = summarise_study(raw)
     s["contention"] = [{**row, "median_ms": med(rnd[i]["median_ms"] for rnd in raw["contention"])}
                        for i, row in enumerate(raw["contention"][0])]
     s["streams"] = summarise_streams(raw)

@@ -6,6 +6,7 @@
 #include <functional>
 #include <random>
 
+#include "error_message.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/firewall.hpp"
 #include "jitvision/core/model.hpp"
@@ -24,15 +25,6 @@ fs::path hostile_model(const fs::path& marker) {
   const auto path = testutil::temp_path("firewall-hostile.pt");
   module.save(path.string());
   return path;
-}
-
-std::string model_error(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const ModelError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Firewall, CodeNamesSkipStringsCommentsAndAttributes) {
@@ -66,7 +58,7 @@ TEST(Firewall, BundledModelsPass) {
 TEST(Firewall, HostileModelIsRefusedBeforeItRunsAndLoadsWhenTrusted) {
   const auto marker = testutil::temp_path("firewall-marker");
   const auto path = hostile_model(marker);
-  const auto message = model_error([&] { load_model(path.string()); });
+  const auto message = testutil::message_of<ModelError>([&] { load_model(path.string()); });
   EXPECT_NE(message.find("torch.from_file"), std::string::npos) << message;
   EXPECT_EQ(message.find('\n'), std::string::npos);
   EXPECT_FALSE(fs::exists(marker));

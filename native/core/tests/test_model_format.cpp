@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 
+#include "error_message.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/core/model.hpp"
 #include "jitvision/core/model_format.hpp"
@@ -33,15 +34,6 @@ fs::path write_archive(const std::string& name, const std::map<std::string, std:
   return path;
 }
 
-std::string model_error(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const ModelError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(ModelFormatTest, BundledModelsAreTorchScript) {
   EXPECT_EQ(model_format(JITVISION_TEST_MODELS_DIR "/mnist.torchscript"), ModelFormat::TorchScript);
   EXPECT_EQ(to_string(ModelFormat::Pt2), "pt2");
@@ -50,7 +42,7 @@ TEST(ModelFormatTest, BundledModelsAreTorchScript) {
 TEST(ModelFormatTest, ACompiledPackageIsPt2AndRefusedUnlessTrusted) {
   const auto path = write_archive("model.bin", {{"archive_format", "pt2"}, {"data/aotinductor/model/x.so", "so"}});
   EXPECT_EQ(model_format(path.string()), ModelFormat::Pt2);
-  const auto message = model_error([&] { load_model(path.string()); });
+  const auto message = testutil::message_of<ModelError>([&] { load_model(path.string()); });
   EXPECT_NE(message.find("AOTInductor package (.pt2)"), std::string::npos) << message;
   EXPECT_NE(message.find("--trust-model"), std::string::npos) << message;
   fs::remove(path);
@@ -58,7 +50,9 @@ TEST(ModelFormatTest, ACompiledPackageIsPt2AndRefusedUnlessTrusted) {
 
 TEST(ModelFormatTest, AnUncompiledExportProgramIsNamed) {
   const auto path = write_archive("program.pt2", {{"archive_format", "pt2"}, {"models/model.json", "{}"}});
-  EXPECT_NE(model_error([&] { model_format(path.string()); }).find("a torch.export program (.pt2) without"),
+  EXPECT_NE(testutil::message_of<ModelError>([&] {
+              model_format(path.string());
+            }).find("a torch.export program (.pt2) without"),
             std::string::npos);
   fs::remove(path);
 }
@@ -73,7 +67,7 @@ TEST(ModelFormatTest, ForeignSignaturesAreNamed) {
   };
   for (const auto& [bytes, words] : cases) {
     const auto path = write_bytes("foreign.bin", bytes);
-    const auto message = model_error([&] { model_format(path.string()); });
+    const auto message = testutil::message_of<ModelError>([&] { model_format(path.string()); });
     EXPECT_NE(message.find(" is " + words), std::string::npos) << words << ": " << message;
     fs::remove(path);
   }
@@ -82,7 +76,8 @@ TEST(ModelFormatTest, ForeignSignaturesAreNamed) {
 TEST(ModelFormatTest, UnknownBytesAreLeftToTheLoader) {
   const auto path = write_bytes("noise.bin", "just some text, not a model");
   EXPECT_EQ(model_format(path.string()), ModelFormat::TorchScript);
-  EXPECT_NE(model_error([&] { load_model(path.string()); }).find("is not a TorchScript archive"), std::string::npos);
+  EXPECT_NE(testutil::message_of<ModelError>([&] { load_model(path.string()); }).find("is not a TorchScript archive"),
+            std::string::npos);
   fs::remove(path);
 }
 

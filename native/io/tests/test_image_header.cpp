@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "error_message.hpp"
 #include "jitvision/core/errors.hpp"
 #include "jitvision/io/image_file.hpp"
 #include "jitvision/io/image_header.hpp"
@@ -39,15 +40,6 @@ std::vector<std::uint8_t> png_header(std::uint32_t width, std::uint32_t height) 
   }
   for (const std::uint8_t v : {8, 2, 0, 0, 0, 0, 0, 0, 0}) b.push_back(v);  // depth, colour type, ..., CRC
   return b;
-}
-
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no InputError)";
 }
 
 class ImageFiles : public ::testing::Test {
@@ -97,19 +89,19 @@ TEST(ImageHeader, UnknownAndTruncatedHeadersAreLeftToTheDecoder) {
 
 TEST_F(ImageFiles, ABombIsRefusedByItsHeaderNamingTheLimit) {
   const auto bomb = write("bomb.png", png_header(30000, 30000));
-  const auto message = error_of([&] { read_image_bgr(bomb); });
+  const auto message = testutil::message_of<InputError>([&] { read_image_bgr(bomb); });
   EXPECT_NE(message.find("30000x30000"), std::string::npos) << message;
   EXPECT_NE(message.find("--max-pixels limit of 100000000"), std::string::npos) << message;
   // A real, small image over a lowered limit is refused the same way; under it, it is read.
   const auto photo = write("photo.png", encoded(".png", cv::Mat(30, 40, CV_8UC3, cv::Scalar(5, 6, 7))));
-  EXPECT_NE(error_of([&] { read_image_bgr(photo, 1199); }).find("40x30"), std::string::npos);
+  EXPECT_NE(testutil::message_of<InputError>([&] { read_image_bgr(photo, 1199); }).find("40x30"), std::string::npos);
   EXPECT_EQ(read_image_bgr(photo, 1200).size(), cv::Size(40, 30));
 }
 
 TEST_F(ImageFiles, AFileLargerThanAnyAllowedImageIsNotRead) {
   const auto big =
       write("big.jpg", std::vector<std::uint8_t>(static_cast<std::size_t>(max_image_file_bytes(1000)) + 1));
-  const auto message = error_of([&] { read_image_bgr(big, 1000); });
+  const auto message = testutil::message_of<InputError>([&] { read_image_bgr(big, 1000); });
   EXPECT_NE(message.find("more than an image within --max-pixels 1000 can take"), std::string::npos) << message;
 }
 
@@ -117,17 +109,23 @@ TEST_F(ImageFiles, FifosDevicesLoopsAndDirectoriesAreNamedForWhatTheyAre) {
   const auto fifo = (dir_ / "f.jpg").string();
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_NE(error_of([&] { read_image_bgr(fifo); }).find("is not a regular file"), std::string::npos);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));  // no writer: must not block
-  EXPECT_NE(error_of([&] { read_image_bgr("/dev/zero"); }).find("is not a regular file"), std::string::npos);
-  fs::create_symlink(dir_ / "loop.png", dir_ / "loop.png");
-  EXPECT_NE(error_of([&] { read_image_bgr((dir_ / "loop.png").string()); }).find("symlink loop"), std::string::npos);
-  EXPECT_NE(error_of([&] { read_image_bgr(dir_.string()); }).find("is a directory"), std::string::npos);
-  EXPECT_NE(error_of([&] { read_image_bgr((dir_ / "missing.png").string()); }).find("does not exist"),
+  EXPECT_NE(testutil::message_of<InputError>([&] { read_image_bgr(fifo); }).find("is not a regular file"),
             std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));  // no writer: must not block
+  EXPECT_NE(testutil::message_of<InputError>([&] { read_image_bgr("/dev/zero"); }).find("is not a regular file"),
+            std::string::npos);
+  fs::create_symlink(dir_ / "loop.png", dir_ / "loop.png");
+  EXPECT_NE(
+      testutil::message_of<InputError>([&] { read_image_bgr((dir_ / "loop.png").string()); }).find("symlink loop"),
+      std::string::npos);
+  EXPECT_NE(testutil::message_of<InputError>([&] { read_image_bgr(dir_.string()); }).find("is a directory"),
+            std::string::npos);
+  EXPECT_NE(
+      testutil::message_of<InputError>([&] { read_image_bgr((dir_ / "missing.png").string()); }).find("does not exist"),
+      std::string::npos);
   // In a list too: a loop is not reported as missing.
   auto source = open_source((dir_ / "loop.png").string(), {});
-  EXPECT_NE(error_of([&] { source->next(); }).find("symlink loop"), std::string::npos);
+  EXPECT_NE(testutil::message_of<InputError>([&] { source->next(); }).find("symlink loop"), std::string::npos);
 }
 
 TEST_F(ImageFiles, ABombInAListIsOneSkippedFrameAndTheListGoesOn) {
@@ -152,7 +150,7 @@ TEST(ClassifySource, AnImageOrVideoNameWithABangIsAFileNotAPipeline) {
   EXPECT_EQ(classify_source("wow!.mp4"), SourceKind::VideoFile);
   EXPECT_EQ(classify_source("videotestsrc ! appsink"), SourceKind::GStreamerPipeline);
   auto source = open_source("missing!.jpg", {});
-  EXPECT_NE(error_of([&] { source->next(); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(testutil::message_of<InputError>([&] { source->next(); }).find("does not exist"), std::string::npos);
 }
 
 }  // namespace
